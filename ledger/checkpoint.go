@@ -1,0 +1,141 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Checkpoint is the body of a C2SP tlog-checkpoint: the log's origin, its
+// size and the RFC 6962 root hash of the tree of that size.
+type Checkpoint struct {
+	Origin string
+	Size   int64
+	Root   Hash
+}
+
+// FormatCheckpoint returns the checkpoint body "<origin>\n<size>\n<root>\n".
+func FormatCheckpoint(c Checkpoint) []byte {
+	return fmt.Appendf(nil, "%s\n%d\n%s\n", c.Origin, c.Size, c.Root)
+}
+
+// ParseCheckpoint parses a checkpoint body. Extension lines after the root
+// are allowed by C2SP and ignored here.
+func ParseCheckpoint(text []byte) (Checkpoint, error) {
+	var c Checkpoint
+	if !bytes.HasSuffix(text, []byte("\n")) {
+		return c, errors.New("ledger: checkpoint must end in a newline")
+	}
+	lines := strings.Split(string(text[:len(text)-1]), "\n")
+	if len(lines) < 3 {
+		return c, errors.New("ledger: checkpoint needs origin, size and root lines")
+	}
+	if lines[0] == "" {
+		return c, errors.New("ledger: checkpoint origin is empty")
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
+		return c, fmt.Errorf("ledger: checkpoint size %q is not a decimal count", lines[1])
+	}
+	root, err := base64.StdEncoding.Strict().DecodeString(lines[2])
+	if err != nil || len(root) != len(c.Root) {
+		return c, fmt.Errorf("ledger: checkpoint root %q is not a base64 SHA-256 hash", lines[2])
+	}
+	for _, ext := range lines[3:] {
+		if ext == "" {
+			return c, errors.New("ledger: empty checkpoint extension line")
+		}
+	}
+	c.Origin, c.Size = lines[0], size
+	copy(c.Root[:], root)
+	return c, nil
+}
+
+// OpenCheckpoint checks a signed checkpoint note against the verifier key
+// vkey and parses its body. The note's text must carry the key's name as
+// its origin, so a key cannot vouch for another log's checkpoints.
+func OpenCheckpoint(signed []byte, vkey string) (Checkpoint, error) {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("ledger: verifier key: %w", err)
+	}
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("ledger: checkpoint signature: %w", err)
+	}
+	c, err := ParseCheckpoint([]byte(n.Text))
+	if err != nil {
+		return c, err
+	}
+	if c.Origin != v.Name() {
+		return c, fmt.Errorf("ledger: checkpoint origin %q does not match key name %q", c.Origin, v.Name())
+	}
+	return c, nil
+}
+
+// GenerateKey returns a new Ed25519 note signer key and its verifier key,
+// named after the log's origin.
+func GenerateKey(origin string) (skey, vkey string, err error) {
+	return note.GenerateKey(rand.Reader, origin)
+}
+
+// VerifierKey derives the verifier key from a signer key as written by
+// GenerateKey ("PRIVATE+KEY+<name>+<hash>+<base64 of alg byte and seed>").
+func VerifierKey(skey string) (string, error) {
+	parts := strings.SplitN(skey, "+", 5) // the base64 may hold "+"
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("ledger: malformed signer key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", errors.New("ledger: signer key is not an Ed25519 key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+// loadOrCreateKey reads the signer key at path, or creates one (mode 0600)
+// when the file does not exist.
+func loadOrCreateKey(path, origin string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		skey := strings.TrimSpace(string(b))
+		if _, err := note.NewSigner(skey); err != nil {
+			return "", fmt.Errorf("ledger: key file %s: %w", path, err)
+		}
+		return skey, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("ledger: read key: %w", err)
+	}
+	skey, _, err := GenerateKey(origin)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("ledger: key dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("ledger: create key: %w", err)
+	}
+	if _, err := f.WriteString(skey + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("ledger: write key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("ledger: sync key: %w", err)
+	}
+	return skey, f.Close()
+}

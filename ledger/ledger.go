@@ -1,0 +1,392 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// DefaultOrigin names the log in checkpoints when Options.Origin is empty.
+const DefaultOrigin = "tongban.yrd/ledger"
+
+var (
+	// ErrNotFound is returned for a seq or size beyond the log.
+	ErrNotFound = errors.New("ledger: not found")
+	// ErrClosed is returned by Append after Close.
+	ErrClosed = errors.New("ledger: closed")
+	// ErrLocked is returned by Open when another process holds the ledger:
+	// there is exactly one sequencer.
+	ErrLocked = errors.New("ledger: in use by another process")
+	// ErrReadOnly is returned by Append on a ledger opened read-only.
+	ErrReadOnly = errors.New("ledger: opened read-only")
+)
+
+// Options configure Open. The zero value of every field but Dir means its default.
+type Options struct {
+	// Dir holds the Badger database (in Dir/db) and, by default, the signer key.
+	Dir string
+	// Origin is the log's name in checkpoints and the signer key's name.
+	Origin string
+	// KeyFile is the note signer key; created (0600) if missing.
+	// Default: Dir/signer.key.
+	KeyFile string
+	// ReadOnly opens without taking the sequencer role, for offline checks.
+	ReadOnly bool
+	// MaxBatch caps how many appends share one transaction (default 1024).
+	MaxBatch int
+	// GCInterval is how often the value-log GC runs (default 10 minutes).
+	GCInterval time.Duration
+	// Logger receives Badger's warnings and the ledger's own (default: slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock for entry times (default time.Now).
+	Now func() time.Time
+	// BadgerOptions, if set, adjusts the Badger options before opening.
+	BadgerOptions func(badger.Options) badger.Options
+}
+
+// Ledger is an open audit log. Its methods are safe for concurrent use.
+type Ledger struct {
+	db     *badger.DB
+	opts   Options
+	signer note.Signer
+	vkey   string
+
+	reqs      chan *appendReq
+	closing   chan struct{}
+	committed chan struct{} // closed when the committer has exited
+	closeOnce sync.Once
+	stopGC    context.CancelFunc
+	gcDone    chan struct{}
+
+	// Sequencer state, owned by the committer goroutine.
+	size     int64
+	lastLeaf Hash
+	frontier map[int64]Hash // stored hashes of the complete subtrees on the right edge
+	tail     []byte         // the last, partial chunk of stored hashes
+
+	mu       sync.RWMutex // guards head and signed
+	head     Checkpoint   // size and root of everything committed
+	signMu   sync.Mutex   // serialises signing
+	signed   Checkpoint   // latest signed checkpoint
+	signedCP []byte
+}
+
+// Open opens or creates the ledger in opts.Dir. A second Open of the same
+// directory, in this process or another, fails with ErrLocked.
+func Open(opts Options) (*Ledger, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("ledger: Options.Dir is required")
+	}
+	if opts.Origin == "" {
+		opts.Origin = DefaultOrigin
+	}
+	if opts.KeyFile == "" {
+		opts.KeyFile = filepath.Join(opts.Dir, "signer.key")
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1024
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = 10 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	l := &Ledger{opts: opts}
+	skey, err := l.loadKey()
+	if err != nil {
+		return nil, err
+	}
+	if l.signer, err = note.NewSigner(skey); err != nil {
+		return nil, fmt.Errorf("ledger: signer key: %w", err)
+	}
+	if l.vkey, err = VerifierKey(skey); err != nil {
+		return nil, err
+	}
+	if l.signer.Name() != opts.Origin {
+		return nil, fmt.Errorf("ledger: key %s is named %q, not the origin %q", opts.KeyFile, l.signer.Name(), opts.Origin)
+	}
+
+	bo := badger.DefaultOptions(filepath.Join(opts.Dir, "db")).
+		WithSyncWrites(true).
+		WithCompression(options.None). // hashes do not compress; entries are small
+		WithReadOnly(opts.ReadOnly).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
+	if opts.BadgerOptions != nil {
+		bo = opts.BadgerOptions(bo)
+	}
+	if opts.ReadOnly {
+		if _, err := os.Stat(bo.Dir); err != nil {
+			return nil, fmt.Errorf("ledger: no ledger in %s: %w", opts.Dir, err)
+		}
+	}
+	l.db, err = badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, opts.Dir)
+		}
+		return nil, fmt.Errorf("ledger: open badger: %w", err)
+	}
+	if err := l.load(); err != nil {
+		l.db.Close()
+		return nil, err
+	}
+	l.closing = make(chan struct{})
+	l.committed = make(chan struct{})
+	if opts.ReadOnly {
+		close(l.committed)
+		return l, nil
+	}
+	l.reqs = make(chan *appendReq, opts.MaxBatch)
+	go l.commitLoop()
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stopGC, l.gcDone = cancel, make(chan struct{})
+	go l.gcLoop(ctx)
+	return l, nil
+}
+
+func (l *Ledger) loadKey() (string, error) {
+	if l.opts.ReadOnly {
+		b, err := os.ReadFile(l.opts.KeyFile)
+		if err != nil {
+			return "", fmt.Errorf("ledger: read key: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return loadOrCreateKey(l.opts.KeyFile, l.opts.Origin)
+}
+
+// load restores the sequencer state after Open and refuses a ledger whose
+// tree no longer matches the checkpoint it last signed, so that it never
+// signs two checkpoints that disagree.
+func (l *Ledger) load() error {
+	return l.db.View(func(txn *badger.Txn) error {
+		size, err := getInt(txn, keySize)
+		if err != nil {
+			return err
+		}
+		l.size = size
+		l.frontier = make(map[int64]Hash)
+		hr := &hashReader{txn: txn}
+		idx := frontierIndexes(size)
+		hashes, err := hr.ReadHashes(idx)
+		if err != nil {
+			return fmt.Errorf("ledger: load tree: %w", err)
+		}
+		for i, x := range idx {
+			l.frontier[x] = hashes[i]
+		}
+		n := tlog.StoredHashCount(size)
+		if l.tail, err = hr.chunk(n / chunkHashes); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		l.tail = append([]byte(nil), l.tail[:min(len(l.tail), int(n%chunkHashes)*HashSize)]...)
+		if size > 0 {
+			raw, err := getValue(txn, entryKey(size-1))
+			if err != nil {
+				return fmt.Errorf("ledger: load last entry: %w", err)
+			}
+			l.lastLeaf = LeafHash(raw)
+		}
+		root, err := tlog.TreeHash(size, hr)
+		if err != nil {
+			return fmt.Errorf("ledger: load root: %w", err)
+		}
+		l.head = Checkpoint{Origin: l.opts.Origin, Size: size, Root: root}
+		cp, signed, err := latestCheckpoint(txn, l.vkey)
+		if err != nil {
+			return err
+		}
+		if signed != nil {
+			at, err := tlog.TreeHash(cp.Size, hr)
+			if err != nil || cp.Size > size || at != cp.Root {
+				return &VerifyError{Seq: cp.Size - 1, Reason: "tree does not match the latest signed checkpoint; run `tongban ledger verify`"}
+			}
+			l.signed, l.signedCP = cp, signed
+		}
+		return nil
+	})
+}
+
+// Close stops accepting appends, waits for queued ones, signs a final
+// checkpoint, stops the GC loop and closes Badger.
+func (l *Ledger) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.closing)
+		<-l.committed
+		if !l.opts.ReadOnly {
+			l.stopGC()
+			<-l.gcDone
+			if _, cerr := l.Checkpoint(); cerr != nil {
+				err = cerr
+			}
+		}
+		if cerr := l.db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("ledger: close: %w", cerr)
+		}
+	})
+	return err
+}
+
+// gcLoop reclaims value-log space until ctx ends. Entries are never
+// deleted, so there is little to reclaim, but rewritten chunks and
+// checkpoints leave stale versions behind.
+func (l *Ledger) gcLoop(ctx context.Context) {
+	defer close(l.gcDone)
+	t := time.NewTicker(l.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for l.db.RunValueLogGC(0.5) == nil {
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Size returns the number of committed entries.
+func (l *Ledger) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.head.Size
+}
+
+// Head returns the size and root of the committed tree (unsigned).
+func (l *Ledger) Head() Checkpoint {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.head
+}
+
+// VerifierKey returns the note verifier key for this log's checkpoints.
+func (l *Ledger) VerifierKey() string { return l.vkey }
+
+// Origin returns the log's origin line.
+func (l *Ledger) Origin() string { return l.opts.Origin }
+
+// Checkpoint returns a signed checkpoint that covers every entry
+// acknowledged before the call. It signs lazily: only when the tree has
+// grown since the last signature.
+func (l *Ledger) Checkpoint() ([]byte, error) {
+	head := l.Head()
+	l.signMu.Lock()
+	defer l.signMu.Unlock()
+	if l.signedCP != nil && l.signed.Size >= head.Size {
+		return l.signedCP, nil
+	}
+	if l.opts.ReadOnly {
+		return nil, ErrReadOnly
+	}
+	if head.Size == 0 && l.signedCP != nil {
+		return l.signedCP, nil
+	}
+	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(head))}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
+	}
+	err = l.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(checkpointKey(head.Size), signed)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: store checkpoint: %w", err)
+	}
+	l.signed, l.signedCP = head, signed
+	return signed, nil
+}
+
+// Get returns the entry at seq.
+func (l *Ledger) Get(seq int64) (*Record, error) {
+	if seq < 0 || seq >= l.Size() {
+		return nil, fmt.Errorf("%w: seq %d", ErrNotFound, seq)
+	}
+	var raw []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		raw, err = getValue(txn, entryKey(seq))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: get %d: %w", seq, err)
+	}
+	return decodeRecord(raw)
+}
+
+// ByPacket returns the entries recorded for packet, in seq order.
+func (l *Ledger) ByPacket(packet string) ([]*Record, error) {
+	var recs []*Record
+	size := l.Size()
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: packetPrefix(packet)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			seq := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+			if seq >= size {
+				continue // committed after we read the size; not yet acknowledged
+			}
+			raw, err := getValue(txn, entryKey(seq))
+			if err != nil {
+				return err
+			}
+			rec, err := decodeRecord(raw)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: entries of packet: %w", err)
+	}
+	return recs, nil
+}
+
+func decodeRecord(raw []byte) (*Record, error) {
+	e, err := ParseEntry(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{Entry: *e, Raw: raw, Hash: LeafHash(raw)}, nil
+}
+
+// badgerLogger sends Badger's warnings and errors to slog; its info
+// chatter about compactions is dropped.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

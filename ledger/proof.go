@@ -1,0 +1,83 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// ProveInclusion returns the RFC 6962 audit path for the entry at seq in
+// the tree of the given size, which must not exceed Size().
+func (l *Ledger) ProveInclusion(seq, size int64) ([]Hash, error) {
+	if size < 1 || size > l.Size() || seq < 0 || seq >= size {
+		return nil, fmt.Errorf("%w: no inclusion proof for seq %d in size %d (log size %d)", ErrNotFound, seq, size, l.Size())
+	}
+	var p tlog.RecordProof
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		p, err = tlog.ProveRecord(size, seq, &hashReader{txn: txn})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: inclusion proof: %w", err)
+	}
+	return p, nil
+}
+
+// ProveConsistency returns the RFC 6962 consistency proof between the trees
+// of sizes from and to, with 0 <= from <= to <= Size(). It is empty when
+// from is 0 or equals to.
+func (l *Ledger) ProveConsistency(from, to int64) ([]Hash, error) {
+	if from < 0 || to > l.Size() || from > to {
+		return nil, fmt.Errorf("%w: no consistency proof from %d to %d (log size %d)", ErrNotFound, from, to, l.Size())
+	}
+	if from == 0 || from == to {
+		return []Hash{}, nil
+	}
+	var p tlog.TreeProof
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		p, err = tlog.ProveTree(to, from, &hashReader{txn: txn})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: consistency proof: %w", err)
+	}
+	return p, nil
+}
+
+// TreeHash returns the root hash of the tree of the given size.
+func (l *Ledger) TreeHash(size int64) (Hash, error) {
+	if size < 0 || size > l.Size() {
+		return Hash{}, fmt.Errorf("%w: size %d (log size %d)", ErrNotFound, size, l.Size())
+	}
+	var h Hash
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		h, err = tlog.TreeHash(size, &hashReader{txn: txn})
+		return err
+	})
+	return h, err
+}
+
+// CheckInclusion checks that leaf is the entry at seq in the tree of the
+// given size and root, using the audit path proof.
+func CheckInclusion(proof []Hash, size int64, root Hash, seq int64, leaf Hash) error {
+	return tlog.CheckRecord(proof, size, root, seq, leaf)
+}
+
+// CheckConsistency checks that the tree (from, fromRoot) is a prefix of the
+// tree (to, toRoot).
+func CheckConsistency(proof []Hash, from int64, fromRoot Hash, to int64, toRoot Hash) error {
+	if from == to {
+		if fromRoot != toRoot || len(proof) != 0 {
+			return fmt.Errorf("ledger: trees of equal size %d differ", from)
+		}
+		return nil
+	}
+	if from == 0 {
+		return nil
+	}
+	return tlog.CheckTree(proof, to, toRoot, from, fromRoot)
+}

@@ -1,0 +1,146 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// HashSize is the size of a Hash in bytes.
+const HashSize = tlog.HashSize
+
+// Badger key layout. Numbers are 8-byte big-endian so keys sort by value.
+//
+//	e<seq>              canonical entry bytes
+//	h<chunk>            stored tree hashes chunk*64 .. chunk*64+63, concatenated
+//	p<packet>\x00<seq>  empty: the packet index
+//	c<size>             signed checkpoint note of that tree size
+//	msize               committed tree size
+//
+// Tree hashes are kept in chunks so a full verification reads a few
+// thousand values instead of two million, while a proof still costs
+// O(log n) reads.
+const chunkHashes = 64
+
+var keySize = []byte("msize")
+
+func entryKey(seq int64) []byte { return be('e', seq) }
+func chunkKey(c int64) []byte   { return be('h', c) }
+
+func checkpointKey(size int64) []byte { return be('c', size) }
+
+func packetPrefix(packet string) []byte {
+	return append(append([]byte{'p'}, packet...), 0)
+}
+
+func packetKey(packet string, seq int64) []byte {
+	return binary.BigEndian.AppendUint64(packetPrefix(packet), uint64(seq))
+}
+
+func be(prefix byte, n int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefix}, uint64(n))
+}
+
+func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+func getInt(txn *badger.Txn, key []byte) (int64, error) {
+	v, err := getValue(txn, key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger: read %s: %w", key, err)
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("ledger: malformed %s", key)
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// hashReader reads stored tree hashes from Badger for tlog, caching the
+// chunks it has already read in this transaction.
+type hashReader struct {
+	txn    *badger.Txn
+	chunks map[int64][]byte
+}
+
+func (r *hashReader) chunk(c int64) ([]byte, error) {
+	if b, ok := r.chunks[c]; ok {
+		return b, nil
+	}
+	b, err := getValue(r.txn, chunkKey(c))
+	if err != nil {
+		return nil, err
+	}
+	if r.chunks == nil {
+		r.chunks = make(map[int64][]byte)
+	}
+	r.chunks[c] = b
+	return b, nil
+}
+
+func (r *hashReader) ReadHashes(indexes []int64) ([]Hash, error) {
+	out := make([]Hash, len(indexes))
+	for i, x := range indexes {
+		b, err := r.chunk(x / chunkHashes)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: tree hash %d: %w", x, err)
+		}
+		off := int(x%chunkHashes) * HashSize
+		if off+HashSize > len(b) {
+			return nil, fmt.Errorf("ledger: tree hash %d: %w", x, ErrNotFound)
+		}
+		copy(out[i][:], b[off:])
+	}
+	return out, nil
+}
+
+// frontierIndexes returns the stored-hash indexes of the complete subtrees
+// whose roots make up a tree of size n: the right edge that new records
+// are hashed against. They are sorted, as tlog prefers.
+func frontierIndexes(n int64) []int64 {
+	var idx []int64
+	var lo int64
+	for level := 63; level >= 0; level-- {
+		if n&(1<<level) == 0 {
+			continue
+		}
+		idx = append(idx, tlog.StoredHashIndex(level, lo>>level))
+		lo += 1 << level
+	}
+	return idx
+}
+
+
+// latestCheckpoint returns the signed checkpoint with the largest size.
+func latestCheckpoint(txn *badger.Txn, vkey string) (Checkpoint, []byte, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'c'}, Reverse: true})
+	defer it.Close()
+	it.Seek(checkpointKey(1<<63 - 1))
+	if !it.Valid() {
+		return Checkpoint{}, nil, nil
+	}
+	signed, err := it.Item().ValueCopy(nil)
+	if err != nil {
+		return Checkpoint{}, nil, err
+	}
+	cp, err := OpenCheckpoint(signed, vkey)
+	if err != nil {
+		var unknown *note.UnknownVerifierError
+		if errors.As(err, &unknown) {
+			return cp, nil, fmt.Errorf("ledger: latest checkpoint was signed by another key (%s): %w", unknown.Name, err)
+		}
+		return cp, nil, err
+	}
+	return cp, signed, nil
+}

@@ -1,0 +1,279 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// VerifyError reports the first entry at which the ledger fails a check.
+type VerifyError struct {
+	Seq    int64
+	Reason string
+}
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("ledger: first bad seq %d: %s", e.Seq, e.Reason)
+}
+
+// Report summarises a successful verification.
+type Report struct {
+	Size        int64
+	Root        Hash
+	Checkpoints int // signed checkpoints checked
+}
+
+// Verify re-reads the whole ledger from disk and checks that every entry is
+// at its seq, links to its predecessor, hashes to the stored leaf, that
+// every stored tree hash and the root are what the entries imply, and that
+// every stored checkpoint is validly signed and matches the tree of its
+// size. It returns a *VerifyError naming the first bad seq. progress, if
+// not nil, is called now and then with the entries checked so far.
+//
+// Reading, leaf hashing and tree building run as a pipeline, so the check
+// runs at about the speed Badger iterates.
+func (l *Ledger) Verify(ctx context.Context, progress func(done, total int64)) (Report, error) {
+	var rep Report
+	err := l.db.View(func(txn *badger.Txn) error {
+		size, err := getInt(txn, keySize)
+		if err != nil {
+			return err
+		}
+		rep.Size = size
+		cps, err := l.storedCheckpoints(txn, size)
+		if err != nil {
+			return err
+		}
+		rep.Checkpoints = len(cps)
+
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		raw := make(chan []verifyItem, 4)
+		hashed := make(chan []verifyItem, 4)
+		readErr := make(chan error, 1)
+		go func() { readErr <- readEntries(ctx, txn, raw) }()
+		go hashLeaves(raw, hashed)
+
+		v := treeBuilder{chunks: &chunkCursor{txn: txn}}
+		var verr error
+		for batch := range hashed {
+			if verr != nil {
+				continue // drain so the stages can exit
+			}
+			for i := range batch {
+				if verr = v.add(&batch[i], size); verr != nil {
+					cancel()
+					break
+				}
+				if cp, ok := cps[v.n]; ok && v.root() != cp.Root {
+					verr = &VerifyError{Seq: v.n - 1, Reason: fmt.Sprintf("signed checkpoint of size %d does not match the tree", v.n)}
+					cancel()
+					break
+				}
+			}
+			if progress != nil && verr == nil {
+				progress(v.n, size)
+			}
+		}
+		if err := <-readErr; verr == nil && err != nil {
+			return err
+		}
+		if verr != nil {
+			return verr
+		}
+		if v.n < size {
+			return &VerifyError{Seq: v.n, Reason: "entry is missing"}
+		}
+		rep.Root = v.root()
+		stored, err := tlog.TreeHash(size, &hashReader{txn: txn})
+		if err != nil || stored != rep.Root {
+			return &VerifyError{Seq: size - 1, Reason: "stored root does not match the entries"}
+		}
+		return nil
+	})
+	return rep, err
+}
+
+// storedCheckpoints checks every stored checkpoint's signature and returns
+// them by size.
+func (l *Ledger) storedCheckpoints(txn *badger.Txn, size int64) (map[int64]Checkpoint, error) {
+	cps := make(map[int64]Checkpoint)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'c'}, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		at := int64(binary.BigEndian.Uint64(k[1:]))
+		signed, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		cp, err := OpenCheckpoint(signed, l.vkey)
+		bad := func(reason string) error {
+			return &VerifyError{Seq: max(at-1, 0), Reason: fmt.Sprintf("checkpoint of size %d: %s", at, reason)}
+		}
+		switch {
+		case err != nil:
+			return nil, bad(err.Error())
+		case cp.Size != at:
+			return nil, bad(fmt.Sprintf("stored under size %d but says %d", at, cp.Size))
+		case cp.Size > size:
+			return nil, bad("beyond the end of the log: entries were removed")
+		case cp.Origin != l.opts.Origin:
+			return nil, bad(fmt.Sprintf("origin %q is not this log", cp.Origin))
+		}
+		cps[at] = cp
+	}
+	return cps, nil
+}
+
+type verifyItem struct {
+	seq  int64 // from the key
+	raw  []byte
+	leaf Hash
+}
+
+const verifyBatch = 1024
+
+func readEntries(ctx context.Context, txn *badger.Txn, out chan<- []verifyItem) error {
+	defer close(out)
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte{'e'}
+	opts.PrefetchSize = 256
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	batch := make([]verifyItem, 0, verifyBatch)
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		if len(k) != 9 {
+			return fmt.Errorf("ledger: malformed entry key %x", k)
+		}
+		raw, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("ledger: read entry: %w", err)
+		}
+		batch = append(batch, verifyItem{seq: int64(binary.BigEndian.Uint64(k[1:])), raw: raw})
+		if len(batch) == verifyBatch {
+			select {
+			case out <- batch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			batch = make([]verifyItem, 0, verifyBatch)
+		}
+	}
+	if len(batch) > 0 {
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return ctx.Err()
+}
+
+func hashLeaves(in <-chan []verifyItem, out chan<- []verifyItem) {
+	defer close(out)
+	for batch := range in {
+		for i := range batch {
+			batch[i].leaf = LeafHash(batch[i].raw)
+		}
+		out <- batch
+	}
+}
+
+// treeBuilder rebuilds the tree from leaves in order, keeping only the
+// right edge (O(log n) hashes), and compares each stored hash as it goes.
+type treeBuilder struct {
+	n        int64
+	lastLeaf Hash
+	stack    []Hash // roots of complete subtrees, largest first
+	chunks   *chunkCursor
+}
+
+func (v *treeBuilder) add(it *verifyItem, size int64) error {
+	switch {
+	case it.seq > v.n:
+		return &VerifyError{Seq: v.n, Reason: "entry is missing"}
+	case it.seq >= size:
+		return &VerifyError{Seq: it.seq, Reason: fmt.Sprintf("entry beyond the recorded tree size %d", size)}
+	}
+	seq, prev, ok := peekSeqPrev(it.raw)
+	if !ok {
+		_, err := ParseEntry(it.raw)
+		if err == nil {
+			err = errors.New("unexpected layout")
+		}
+		return &VerifyError{Seq: it.seq, Reason: "malformed entry: " + err.Error()}
+	}
+	if seq != it.seq {
+		return &VerifyError{Seq: it.seq, Reason: fmt.Sprintf("entry stored at seq %d says seq %d", it.seq, seq)}
+	}
+	if prev != v.lastLeaf {
+		return &VerifyError{Seq: it.seq, Reason: fmt.Sprintf("prev does not match the hash of entry %d", it.seq-1)}
+	}
+	// The hashes tlog stored for this record: the leaf, then one parent for
+	// every subtree the leaf completes.
+	idx := tlog.StoredHashCount(v.n)
+	h := it.leaf
+	if err := v.chunks.expect(idx, h); err != nil {
+		return &VerifyError{Seq: it.seq, Reason: "entry bytes do not match the stored leaf hash: " + err.Error()}
+	}
+	v.stack = append(v.stack, h)
+	for m := v.n; m&1 == 1; m >>= 1 {
+		top := len(v.stack) - 1
+		h = tlog.NodeHash(v.stack[top-1], v.stack[top])
+		v.stack = append(v.stack[:top-1], h)
+		idx++
+		if err := v.chunks.expect(idx, h); err != nil {
+			return &VerifyError{Seq: it.seq, Reason: "stored tree hash is wrong: " + err.Error()}
+		}
+	}
+	v.n++
+	v.lastLeaf = it.leaf
+	return nil
+}
+
+// root folds the right edge into the root of the tree built so far.
+func (v *treeBuilder) root() Hash {
+	if len(v.stack) == 0 {
+		return sha256.Sum256(nil) // RFC 6962: the empty tree's root
+	}
+	h := v.stack[len(v.stack)-1]
+	for i := len(v.stack) - 2; i >= 0; i-- {
+		h = tlog.NodeHash(v.stack[i], h)
+	}
+	return h
+}
+
+// chunkCursor reads stored tree hashes in index order, one chunk at a time.
+type chunkCursor struct {
+	txn   *badger.Txn
+	index int64 // chunk held in buf, or -1
+	buf   []byte
+}
+
+func (c *chunkCursor) expect(i int64, want Hash) error {
+	if c.buf == nil || c.index != i/chunkHashes {
+		b, err := getValue(c.txn, chunkKey(i/chunkHashes))
+		if err != nil {
+			return fmt.Errorf("tree hash %d: %w", i, err)
+		}
+		c.buf, c.index = b, i/chunkHashes
+	}
+	off := int(i%chunkHashes) * HashSize
+	if off+HashSize > len(c.buf) {
+		return fmt.Errorf("tree hash %d is missing", i)
+	}
+	var got Hash
+	copy(got[:], c.buf[off:])
+	if got != want {
+		return fmt.Errorf("tree hash %d is %s, recomputed %s", i, got, want)
+	}
+	return nil
+}
