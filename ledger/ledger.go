@@ -62,6 +62,7 @@ type Ledger struct {
 	opts   Options
 	signer note.Signer
 	vkey   string
+	cache  *chunkCache // complete chunks of tree hashes, for proofs
 
 	reqs      chan *appendReq
 	closing   chan struct{}
@@ -112,7 +113,7 @@ func Open(opts Options) (*Ledger, error) {
 			return nil, fmt.Errorf("ledger: %w", err)
 		}
 	}
-	l := &Ledger{opts: opts}
+	l := &Ledger{opts: opts, cache: newChunkCache(8192)} // 8192 chunks: 16 MiB
 	skey, err := l.loadKey()
 	if err != nil {
 		return nil, err

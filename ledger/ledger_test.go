@@ -173,10 +173,10 @@ func TestChainAndLookup(t *testing.T) {
 func TestAppendRejectsBadEntries(t *testing.T) {
 	l := openTest(t, t.TempDir())
 	bad := []Entry{
-		{Actor: Actor{Agency: "a"}},                              // no type
-		{Type: "x", Payload: json.RawMessage(`[1,2]`)},           // payload not an object
-		{Type: "x", Payload: json.RawMessage(`{"a":`)},           // invalid JSON
-		{Type: "x", Packet: "a\x00b"},                            // NUL in packet id
+		{Actor: Actor{Agency: "a"}},                           // no type
+		{Type: "x", Payload: json.RawMessage(`[1,2]`)},        // payload not an object
+		{Type: "x", Payload: json.RawMessage(`{"a":`)},        // invalid JSON
+		{Type: "x", Packet: "a\x00b"},                         // NUL in packet id
 		{Type: "x", Payload: json.RawMessage(`{"ok":"<&>"}`)}, // fine: the control case
 	}
 	for i, e := range bad[:4] {

@@ -16,7 +16,7 @@ func (l *Ledger) ProveInclusion(seq, size int64) ([]Hash, error) {
 	var p tlog.RecordProof
 	err := l.db.View(func(txn *badger.Txn) error {
 		var err error
-		p, err = tlog.ProveRecord(size, seq, &hashReader{txn: txn})
+		p, err = tlog.ProveRecord(size, seq, &hashReader{txn: txn, cache: l.cache})
 		return err
 	})
 	if err != nil {
@@ -38,7 +38,7 @@ func (l *Ledger) ProveConsistency(from, to int64) ([]Hash, error) {
 	var p tlog.TreeProof
 	err := l.db.View(func(txn *badger.Txn) error {
 		var err error
-		p, err = tlog.ProveTree(to, from, &hashReader{txn: txn})
+		p, err = tlog.ProveTree(to, from, &hashReader{txn: txn, cache: l.cache})
 		return err
 	})
 	if err != nil {
@@ -55,7 +55,7 @@ func (l *Ledger) TreeHash(size int64) (Hash, error) {
 	var h Hash
 	err := l.db.View(func(txn *badger.Txn) error {
 		var err error
-		h, err = tlog.TreeHash(size, &hashReader{txn: txn})
+		h, err = tlog.TreeHash(size, &hashReader{txn: txn, cache: l.cache})
 		return err
 	})
 	return h, err

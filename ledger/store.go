@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/note"
@@ -68,14 +69,19 @@ func getInt(txn *badger.Txn, key []byte) (int64, error) {
 }
 
 // hashReader reads stored tree hashes from Badger for tlog, caching the
-// chunks it has already read in this transaction.
+// chunks it has already read in this transaction, and complete chunks
+// (which never change) in the shared cache, if any.
 type hashReader struct {
 	txn    *badger.Txn
+	cache  *chunkCache
 	chunks map[int64][]byte
 }
 
 func (r *hashReader) chunk(c int64) ([]byte, error) {
 	if b, ok := r.chunks[c]; ok {
+		return b, nil
+	}
+	if b, ok := r.cache.get(c); ok {
 		return b, nil
 	}
 	b, err := getValue(r.txn, chunkKey(c))
@@ -86,7 +92,48 @@ func (r *hashReader) chunk(c int64) ([]byte, error) {
 		r.chunks = make(map[int64][]byte)
 	}
 	r.chunks[c] = b
+	if len(b) == chunkHashes*HashSize {
+		r.cache.put(c, b)
+	}
 	return b, nil
+}
+
+// chunkCache keeps complete chunks of tree hashes in memory. The upper
+// levels of the tree are shared by every proof, so even a small cache
+// saves most reads. Eviction is random: cheap and good enough here.
+type chunkCache struct {
+	mu  sync.RWMutex
+	max int
+	m   map[int64][]byte
+}
+
+func newChunkCache(max int) *chunkCache {
+	return &chunkCache{max: max, m: make(map[int64][]byte, max)}
+}
+
+func (c *chunkCache) get(i int64) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	b, ok := c.m[i]
+	return b, ok
+}
+
+func (c *chunkCache) put(i int64, b []byte) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k := range c.m { // map order is random enough
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[i] = b
 }
 
 func (r *hashReader) ReadHashes(indexes []int64) ([]Hash, error) {
@@ -120,7 +167,6 @@ func frontierIndexes(n int64) []int64 {
 	}
 	return idx
 }
-
 
 // latestCheckpoint returns the signed checkpoint with the largest size.
 func latestCheckpoint(txn *badger.Txn, vkey string) (Checkpoint, []byte, error) {

@@ -146,18 +146,24 @@ func readEntries(ctx context.Context, txn *badger.Txn, out chan<- []verifyItem) 
 	opts.PrefetchSize = 256
 	it := txn.NewIterator(opts)
 	defer it.Close()
+	// Values are copied into one slab per batch: one allocation, not 1024.
 	batch := make([]verifyItem, 0, verifyBatch)
+	slab := make([]byte, 0, verifyBatch*512)
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
 		k := item.Key()
 		if len(k) != 9 {
 			return fmt.Errorf("ledger: malformed entry key %x", k)
 		}
-		raw, err := item.ValueCopy(nil)
+		start := len(slab)
+		err := item.Value(func(v []byte) error {
+			slab = append(slab, v...)
+			return nil
+		})
 		if err != nil {
 			return fmt.Errorf("ledger: read entry: %w", err)
 		}
-		batch = append(batch, verifyItem{seq: int64(binary.BigEndian.Uint64(k[1:])), raw: raw})
+		batch = append(batch, verifyItem{seq: int64(binary.BigEndian.Uint64(k[1:])), raw: slab[start:len(slab):len(slab)]})
 		if len(batch) == verifyBatch {
 			select {
 			case out <- batch:
@@ -165,6 +171,7 @@ func readEntries(ctx context.Context, txn *badger.Txn, out chan<- []verifyItem) 
 				return ctx.Err()
 			}
 			batch = make([]verifyItem, 0, verifyBatch)
+			slab = make([]byte, 0, verifyBatch*512)
 		}
 	}
 	if len(batch) > 0 {
