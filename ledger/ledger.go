@@ -391,3 +391,36 @@ func (b badgerLogger) Warningf(f string, a ...any) {
 }
 func (badgerLogger) Infof(string, ...any)  {}
 func (badgerLogger) Debugf(string, ...any) {}
+
+// Scan calls fn for every committed entry from seq from on, in order. An
+// error from fn stops the scan and is returned.
+func (l *Ledger) Scan(ctx context.Context, from int64, fn func(*Record) error) error {
+	size := l.Size()
+	return l.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte{'e'}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(entryKey(max(from, 0))); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := it.Item().Key()
+			if int64(binary.BigEndian.Uint64(k[1:])) >= size {
+				return nil
+			}
+			raw, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			rec, err := decodeRecord(raw)
+			if err != nil {
+				return err
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -19,6 +19,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"ledger": {"ledger verify --data DIR    check a stopped gateway's ledger offline", runLedger},
+		"serve":  {"serve [--addr A] [--data DIR] [--config FILE]    run the gateway", runServe},
 	}
 }
 

@@ -1,0 +1,186 @@
+// Package api is Tongban's HTTP interface: gin routes under /v1, bearer
+// tokens, the JSON error format and request limits. It knows the gateway's
+// operations and errors, and nothing of Badger or S3.
+//
+// Every route and its handler are listed in routes, below.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"tongban/gateway"
+)
+
+// Config configures New.
+type Config struct {
+	Gateway     *gateway.Gateway
+	Credentials []Credential
+	// MaxUploadBytes caps a request body of files; default: the largest
+	// packet the catalogue allows, plus 1 MiB for the manifest and framing.
+	MaxUploadBytes int64
+	// MaxJSONBytes caps other request bodies (default 64 KiB).
+	MaxJSONBytes int64
+	// Ready reports whether storage and the ledger can serve (for /readyz).
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+type server struct {
+	cfg     Config
+	g       *gateway.Gateway
+	creds   []credential
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New returns the HTTP handler.
+func New(cfg Config) (http.Handler, error) {
+	creds, err := parseCredentials(cfg.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = largestPacket(cfg.Gateway.Catalog()) + 1<<20
+	}
+	if cfg.MaxJSONBytes <= 0 {
+		cfg.MaxJSONBytes = 64 << 10
+	}
+	s := &server{cfg: cfg, g: cfg.Gateway, creds: creds, log: cfg.Logger, metrics: newMetrics()}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.recover, s.logRequests, s.authn)
+	r.NoRoute(func(c *gin.Context) { failCode(c, http.StatusNotFound, "not_found", "no such route", nil) })
+	r.NoMethod(func(c *gin.Context) {
+		failCode(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route", nil)
+	})
+	s.routes(r)
+	return r, nil
+}
+
+// route is one documented endpoint; the OpenAPI document is built from
+// the same table, so the two cannot drift apart.
+type route struct {
+	method, path string
+	auth         bool // needs a bearer token
+	summary      string
+	handler      gin.HandlerFunc
+}
+
+func (s *server) table() []route {
+	return []route{
+		{"GET", "/v1/catalog", false, "service items and their materials", s.catalog},
+		{"POST", "/v1/packets", true, "submit a packet (multipart: manifest, then files)", s.submit},
+		{"GET", "/v1/packets", true, "list the caller's inbox or outbox", s.list},
+		{"GET", "/v1/packets/:id", true, "one packet with its materials and history", s.get},
+		{"GET", "/v1/packets/:id/materials/:kind", true, "download one verified material", s.material},
+		{"GET", "/v1/packets/:id/bundle", true, "download the packet with its ledger evidence (zip)", s.bundle},
+		{"POST", "/v1/packets/:id/actions", true, "receive, return, approve, reject or deliver", s.act},
+		{"POST", "/v1/packets/:id/supplements", true, "supplement a packet after a correction request", s.supplement},
+		{"POST", "/v1/packets/:id/license", true, "upload the issued licence", s.license},
+		{"GET", "/v1/ledger/key", false, "the log's note verifier key", s.ledgerKey},
+		{"GET", "/v1/ledger/checkpoint", false, "a signed checkpoint covering every acknowledged entry", s.checkpoint},
+		{"GET", "/v1/ledger/entries/:seq", true, "one ledger entry", s.entry},
+		{"GET", "/v1/ledger/entries", true, "ledger entries of a packet, or a range", s.entries},
+		{"GET", "/v1/ledger/proofs/inclusion", true, "inclusion proof of an entry", s.inclusion},
+		{"GET", "/v1/ledger/proofs/consistency", true, "consistency proof between two tree sizes", s.consistency},
+		{"POST", "/v1/ledger/verify", true, "full ledger verification", s.verify},
+		{"GET", "/healthz", false, "liveness", s.healthz},
+		{"GET", "/readyz", false, "readiness: storage and ledger available", s.readyz},
+		{"GET", "/metrics", false, "Prometheus metrics", s.metricsHandler},
+		{"GET", "/openapi.json", false, "this API's OpenAPI 3 document", s.openapi},
+	}
+}
+
+func (s *server) routes(r *gin.Engine) {
+	for _, rt := range s.table() {
+		hs := []gin.HandlerFunc{s.count(rt.path)}
+		if rt.auth {
+			hs = append(hs, requireAuth)
+		}
+		r.Handle(rt.method, rt.path, append(hs, rt.handler)...)
+	}
+}
+
+// largestPacket is the most bytes of files one packet of the catalogue can hold.
+func largestPacket(cat *gateway.Catalog) int64 {
+	var most int64
+	for _, it := range cat.Items {
+		var n int64
+		for _, m := range it.Materials {
+			n += m.MaxBytes
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+const requestIDKey = "tongban.request_id"
+
+// requestID gives every request an id, echoed in X-Request-Id and in errors.
+func (s *server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if len(id) == 0 || len(id) > 64 || !printable(id) {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// recover turns a panic into a 500, except the deliberate abort of a
+// response whose body turned out bad mid-stream.
+func (s *server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "request_id", requestID(c), "panic", v)
+			failCode(c, http.StatusInternalServerError, "internal", "internal error; see the gateway's log under this request id", nil)
+		}
+	}()
+	c.Next()
+}
+
+// logRequests writes one line per request: never the token, query values
+// or bodies, which may hold personal data.
+func (s *server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	who := principal(c)
+	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
+		slog.String("request_id", requestID(c)),
+		slog.String("method", c.Request.Method),
+		slog.String("route", c.FullPath()),
+		slog.Int("status", c.Writer.Status()),
+		slog.Int("bytes_out", c.Writer.Size()),
+		slog.Duration("took", time.Since(start)),
+		slog.String("agency", who.Agency),
+		slog.String("role", who.Role),
+	)
+}

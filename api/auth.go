@@ -1,0 +1,125 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"tongban/gateway"
+)
+
+// Credential is one bearer token, stored only as its SHA-256, and the
+// principal it authenticates.
+type Credential struct {
+	Agency      string `json:"agency"`
+	Role        string `json:"role"`
+	TokenSHA256 string `json:"token_sha256"` // lowercase hex
+}
+
+// NewToken returns a fresh random bearer token and its SHA-256 as stored.
+func NewToken() (token, sum string) {
+	var b [32]byte
+	rand.Read(b[:])
+	token = "tb_" + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, HashToken(token)
+}
+
+// HashToken returns the SHA-256 of a token, lowercase hex.
+func HashToken(token string) string {
+	s := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(s[:])
+}
+
+type credential struct {
+	sum [32]byte
+	who gateway.Principal
+}
+
+func parseCredentials(creds []Credential) ([]credential, error) {
+	out := make([]credential, 0, len(creds))
+	for _, c := range creds {
+		b, err := hex.DecodeString(c.TokenSHA256)
+		if err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("api: credential for %s:%s: token_sha256 must be 64 hex digits", c.Agency, c.Role)
+		}
+		var x credential
+		copy(x.sum[:], b)
+		x.who = gateway.Principal{Agency: c.Agency, Role: c.Role}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+var errNoToken = errors.New("no bearer token")
+
+// authenticate finds the principal of the request's bearer token. Every
+// stored hash is compared in constant time, so timing says nothing about
+// which token came close.
+func (s *server) authenticate(r *http.Request) (gateway.Principal, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return gateway.Principal{}, errNoToken
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
+		return gateway.Principal{}, errors.New("the Authorization header must be \"Bearer <token>\"")
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	var found gateway.Principal
+	match := 0
+	for _, c := range s.creds {
+		eq := subtle.ConstantTimeCompare(sum[:], c.sum[:])
+		if eq == 1 {
+			found = c.who
+		}
+		match |= eq
+	}
+	if match == 0 {
+		return gateway.Principal{}, errors.New("unknown or revoked token")
+	}
+	return found, nil
+}
+
+const principalKey = "tongban.principal"
+
+// authn authenticates every request that carries a token; a request
+// without one continues anonymously (public routes), and requireAuth
+// turns it away on the others. A bad token is refused everywhere.
+func (s *server) authn(c *gin.Context) {
+	who, err := s.authenticate(c.Request)
+	switch {
+	case errors.Is(err, errNoToken):
+	case err != nil:
+		s.metrics.authFailures.Add(1)
+		c.Header("WWW-Authenticate", `Bearer realm="tongban", error="invalid_token"`)
+		failCode(c, http.StatusUnauthorized, "unauthorized", err.Error(), nil)
+		return
+	default:
+		c.Set(principalKey, who)
+	}
+	c.Next()
+}
+
+// requireAuth refuses anonymous requests.
+func requireAuth(c *gin.Context) {
+	if _, ok := c.Get(principalKey); !ok {
+		c.Header("WWW-Authenticate", `Bearer realm="tongban"`)
+		failCode(c, http.StatusUnauthorized, "unauthorized", "this route needs a bearer token", nil)
+		return
+	}
+	c.Next()
+}
+
+func principal(c *gin.Context) gateway.Principal {
+	v, _ := c.Get(principalKey)
+	p, _ := v.(gateway.Principal)
+	return p
+}

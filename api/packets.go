@@ -1,0 +1,215 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"tongban/gateway"
+)
+
+func (s *server) catalog(c *gin.Context) {
+	c.JSON(http.StatusOK, s.g.Catalog())
+}
+
+// multipartBody checks the content type and returns a streaming reader of
+// the body, capped at MaxUploadBytes.
+func (s *server) multipartBody(c *gin.Context) (*multipart.Reader, bool) {
+	mt, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		failCode(c, http.StatusUnsupportedMediaType, "unsupported_type", "the body must be multipart/form-data with a boundary", nil)
+		return nil, false
+	}
+	if c.Request.ContentLength > s.cfg.MaxUploadBytes {
+		failCode(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxUploadBytes), nil)
+		return nil, false
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes)
+	return multipart.NewReader(body, params["boundary"]), true
+}
+
+func (s *server) submit(c *gin.Context) {
+	mr, ok := s.multipartBody(c)
+	if !ok {
+		return
+	}
+	p, err := s.g.Submit(c, principal(c), mr)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	s.metrics.storedBytes.Add(packetBytes(p))
+	c.Header("Location", "/v1/packets/"+p.ID)
+	c.JSON(http.StatusCreated, p)
+}
+
+func packetBytes(p *gateway.Packet) int64 {
+	var n int64
+	for _, m := range p.Materials {
+		n += m.Size
+	}
+	return n
+}
+
+func (s *server) supplement(c *gin.Context) {
+	mr, ok := s.multipartBody(c)
+	if !ok {
+		return
+	}
+	p, err := s.g.Supplement(c, principal(c), c.Param("id"), mr)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+func (s *server) license(c *gin.Context) {
+	mr, ok := s.multipartBody(c)
+	if !ok {
+		return
+	}
+	p, err := s.g.IssueLicense(c, principal(c), c.Param("id"), mr)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+func (s *server) list(c *gin.Context) {
+	ps, err := s.g.List(c, principal(c), c.Query("box"), c.Query("status"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if ps == nil {
+		ps = []*gateway.Packet{}
+	}
+	c.JSON(http.StatusOK, gin.H{"packets": ps})
+}
+
+// packetView is a packet with, for its origin and destination, the applicant.
+type packetView struct {
+	*gateway.Packet
+	Applicant *gateway.Applicant `json:"applicant,omitempty"`
+}
+
+func (s *server) get(c *gin.Context) {
+	who := principal(c)
+	p, err := s.g.Get(c, who, c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	v := packetView{Packet: p}
+	if who.Agency == p.Origin || who.Agency == p.Destination {
+		if v.Applicant, err = s.g.Applicant(c, who, p.ID); err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (s *server) material(c *gin.Context) {
+	rc, ref, err := s.g.OpenMaterial(c, principal(c), c.Param("id"), c.Param("kind"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer rc.Close()
+	h := c.Writer.Header()
+	h.Set("Content-Type", ref.ContentType)
+	h.Set("Content-Length", strconv.FormatInt(ref.Size, 10))
+	h.Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(ref.Filename))
+	h.Set("X-Content-SHA256", ref.SHA256)
+	c.Status(http.StatusOK)
+	if _, err := io.Copy(c.Writer, rc); err != nil {
+		// The bytes were verified before sending and are verified again as
+		// they stream; if they fail now, break the response rather than
+		// end it cleanly.
+		s.log.Error("material stream failed", "request_id", requestID(c), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// countingWriter tells whether anything reached the client yet.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (cw *countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.n += int64(n)
+	return n, err
+}
+
+func (s *server) bundle(c *gin.Context) {
+	id := c.Param("id")
+	h := c.Writer.Header()
+	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
+	cw := &countingWriter{w: c.Writer}
+	if err := s.g.WriteBundle(c, principal(c), id, cw); err != nil {
+		if cw.n == 0 {
+			h.Del("Content-Disposition")
+			fail(c, err)
+			return
+		}
+		s.log.Error("bundle stream failed", "request_id", requestID(c), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+type actionRequest struct {
+	Action string `json:"action"`
+	Reason string `json:"reason"`
+}
+
+// readJSON decodes a small JSON body into v.
+func (s *server) readJSON(c *gin.Context, v any) bool {
+	if mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt != "application/json" {
+		failCode(c, http.StatusUnsupportedMediaType, "unsupported_type", "the body must be application/json", nil)
+		return false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxJSONBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		failCode(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxJSONBytes), nil)
+		return false
+	}
+	if err != nil {
+		failCode(c, http.StatusBadRequest, "malformed", "could not read the body", nil)
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil || dec.More() {
+		failCode(c, http.StatusBadRequest, "malformed", fmt.Sprintf("the body is not the expected JSON object: %v", err), nil)
+		return false
+	}
+	return true
+}
+
+func (s *server) act(c *gin.Context) {
+	var req actionRequest
+	if !s.readJSON(c, &req) {
+		return
+	}
+	p, err := s.g.Act(c, principal(c), c.Param("id"), req.Action, req.Reason)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"tongban/api"
+	"tongban/gateway"
+	"tongban/ledger"
+	"tongban/storage"
+	fsstore "tongban/storage/fs"
+	"tongban/storage/s3"
+)
+
+// fileConfig is the --config file of a real deployment (JSON).
+type fileConfig struct {
+	Agencies    []gateway.Agency `json:"agencies"`
+	Credentials []api.Credential `json:"credentials"`
+	Catalog     *gateway.Catalog `json:"catalog,omitempty"` // default: the built-in catalogue
+	Origin      string           `json:"origin,omitempty"`  // the log's name in checkpoints
+	Storage     *s3Config        `json:"storage,omitempty"` // S3; default: files under --data
+	Limits      gateway.Limits   `json:"limits"`
+	MaxUpload   int64            `json:"max_upload_bytes,omitempty"`
+}
+
+type s3Config struct {
+	Endpoint  string `json:"endpoint"`
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+	Bucket    string `json:"bucket"`
+	Secure    bool   `json:"secure"`
+	Region    string `json:"region"`
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addr := fset.String("addr", "127.0.0.1:8080", "listen address")
+	data := fset.String("data", "data", "data directory: ledger, packet views, local objects, keys")
+	config := fset.String("config", "", "JSON config file: agencies, credentials (token hashes), catalogue, storage; default: the demo set-up")
+	logFormat := fset.String("log", "auto", "log format: json, text or auto (text on a terminal)")
+	pos, err := parseArgs(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("serve takes no arguments, got %q", pos)
+	}
+	log := newLogger(stderr, *logFormat)
+	slog.SetDefault(log)
+
+	cfg := fileConfig{Agencies: gateway.DemoAgencies(), Catalog: gateway.DefaultCatalog()}
+	demo := *config == ""
+	if !demo {
+		b, err := os.ReadFile(*config)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		cfg = fileConfig{}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return fmt.Errorf("config %s: %w", *config, err)
+		}
+		if cfg.Catalog == nil {
+			cfg.Catalog = gateway.DefaultCatalog()
+		}
+		if len(cfg.Agencies) == 0 || len(cfg.Credentials) == 0 {
+			return fmt.Errorf("config %s: agencies and credentials are required", *config)
+		}
+	}
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return err
+	}
+	if demo {
+		if cfg.Credentials, err = demoCredentials(*data, cfg.Agencies); err != nil {
+			return err
+		}
+	}
+
+	store, err := openStore(ctx, *data, cfg.Storage)
+	if err != nil {
+		return err
+	}
+	l, err := ledger.Open(ledger.Options{Dir: ledgerDir(*data), Origin: cfg.Origin, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	key, err := secretFile(filepath.Join(*data, "applicant.key"))
+	if err != nil {
+		return err
+	}
+	g, err := gateway.New(ctx, gateway.Config{
+		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
+		StateDir: filepath.Join(*data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	h, err := api.New(api.Config{
+		Gateway: g, Credentials: cfg.Credentials, MaxUploadBytes: cfg.MaxUpload, Logger: log,
+		Ready: func(ctx context.Context) error { return store.Ping(ctx) },
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	log.Info("tongban serving", "addr", ln.Addr().String(), "data", *data, "demo", demo, "ledger_size", l.Size(), "log_key", l.VerifierKey())
+	if demo {
+		fmt.Fprintf(stdout, "tongban: listening on http://%s; demo tokens in %s\n", ln.Addr(), filepath.Join(*data, "demo-tokens.json"))
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop taking requests, let running ones finish, then close the
+	// gateway (views) and the ledger (final checkpoint), in that order.
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "json" || (format == "auto" && !isTerminal(w)) {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// openStore picks S3 when TONGBAN_S3_ENDPOINT (or the config) names it,
+// local files under data otherwise.
+func openStore(ctx context.Context, data string, c *s3Config) (storage.Store, error) {
+	if ep := os.Getenv("TONGBAN_S3_ENDPOINT"); ep != "" {
+		secure, _ := strconv.ParseBool(os.Getenv("TONGBAN_S3_SECURE"))
+		c = &s3Config{
+			Endpoint: ep, AccessKey: os.Getenv("TONGBAN_S3_ACCESS_KEY"), SecretKey: os.Getenv("TONGBAN_S3_SECRET_KEY"),
+			Bucket: os.Getenv("TONGBAN_S3_BUCKET"), Secure: secure,
+		}
+		if c.Bucket == "" {
+			c.Bucket = "tongban"
+		}
+	}
+	if c == nil {
+		return fsstore.Open(filepath.Join(data, "objects"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := s3.Open(ctx, s3.Config{Endpoint: c.Endpoint, AccessKey: c.AccessKey, SecretKey: c.SecretKey, Bucket: c.Bucket, Secure: c.Secure, Region: c.Region})
+	if err != nil {
+		return nil, fmt.Errorf("S3 at %s: %w", c.Endpoint, err)
+	}
+	return st, nil
+}
+
+// secretFile returns the 32 random bytes in path, creating them (0600) once.
+func secretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) < 16 {
+			return nil, fmt.Errorf("%s: not a hex key of at least 16 bytes", path)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	rand.Read(k)
+	if err := writeFileSync(path, []byte(hex.EncodeToString(k)+"\n")); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// writeFileSync writes a new 0600 file atomically and durably.
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// demoCredentials returns the demo principals' credentials, minting their
+// tokens on first start and writing them to data/demo-tokens.json (0600)
+// as {"<agency>:<role>": "<token>"}. Later starts reuse them.
+func demoCredentials(data string, agencies []gateway.Agency) ([]api.Credential, error) {
+	path := filepath.Join(data, "demo-tokens.json")
+	tokens := map[string]string{}
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &tokens); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	var creds []api.Credential
+	changed := false
+	for _, a := range agencies {
+		for _, role := range a.Roles {
+			k := a.ID + ":" + role
+			if tokens[k] == "" {
+				tokens[k], _ = api.NewToken()
+				changed = true
+			}
+			creds = append(creds, api.Credential{Agency: a.ID, Role: role, TokenSHA256: api.HashToken(tokens[k])})
+		}
+	}
+	if changed {
+		b, _ := json.MarshalIndent(tokens, "", "  ")
+		if err := writeFileSync(path, append(b, '\n')); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, err
+	}
+	return creds, nil
+}

@@ -1,0 +1,454 @@
+// Package gateway is Tongban's domain: the service-item catalogue, the
+// checks on applicants and files, and the packet workflow between an origin
+// window and a destination agency. Every workflow step is one ledger entry;
+// every file is streamed into content-addressed storage while it is hashed
+// and checked. The package knows neither HTTP nor Badger's ledger layout nor
+// S3: it talks to the ledger and the object store through small interfaces.
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+
+	"tongban/ledger"
+	"tongban/storage"
+)
+
+// Ledger is what the gateway needs of the audit log (*ledger.Ledger).
+type Ledger interface {
+	Append(ctx context.Context, e ledger.Entry) (*ledger.Record, error)
+	ByPacket(packet string) ([]*ledger.Record, error)
+	Get(seq int64) (*ledger.Record, error)
+	Scan(ctx context.Context, from int64, fn func(*ledger.Record) error) error
+	Size() int64
+	Checkpoint() ([]byte, error)
+	VerifierKey() string
+	ProveInclusion(seq, size int64) ([]ledger.Hash, error)
+	ProveConsistency(from, to int64) ([]ledger.Hash, error)
+	Verify(ctx context.Context, progress func(done, total int64)) (ledger.Report, error)
+}
+
+// Limits bound what one request may make the gateway read.
+type Limits struct {
+	MaxManifestBytes int64 // default 64 KiB
+	MaxMaterials     int   // files per packet, default 32
+	MaxReasonBytes   int   // default 4 KiB
+}
+
+// Config configures New. Catalog, Agencies, Store, Ledger and StateDir are required.
+type Config struct {
+	Catalog  *Catalog
+	Agencies []Agency
+	Store    storage.Store
+	Ledger   Ledger
+	StateDir string // Badger directory for the packet views
+	// ApplicantKey keys the HMAC that stands for applicant identifiers in
+	// the ledger. It must stay the same for the life of the ledger.
+	ApplicantKey []byte
+	Limits       Limits
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Gateway runs the packet workflow. Its methods are safe for concurrent use.
+type Gateway struct {
+	cfg      Config
+	agencies map[string]*Agency
+	state    *state
+	validate *validator.Validate
+	locks    [256]sync.Mutex // per-packet serialisation, striped by id
+	log      *slog.Logger
+}
+
+// New opens the packet views in cfg.StateDir, rebuilding them from the
+// ledger if the gateway did not stop cleanly last time.
+func New(ctx context.Context, cfg Config) (*Gateway, error) {
+	switch {
+	case cfg.Catalog == nil, cfg.Store == nil, cfg.Ledger == nil, cfg.StateDir == "":
+		return nil, errors.New("gateway: Catalog, Store, Ledger and StateDir are required")
+	case len(cfg.ApplicantKey) < 16:
+		return nil, errors.New("gateway: ApplicantKey must be at least 16 bytes")
+	}
+	cfg.Catalog.Normalize()
+	if err := cfg.Catalog.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway: catalogue: %w", err)
+	}
+	if cfg.Limits.MaxManifestBytes <= 0 {
+		cfg.Limits.MaxManifestBytes = 64 << 10
+	}
+	if cfg.Limits.MaxMaterials <= 0 {
+		cfg.Limits.MaxMaterials = 32
+	}
+	if cfg.Limits.MaxReasonBytes <= 0 {
+		cfg.Limits.MaxReasonBytes = 4 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Gateway{cfg: cfg, agencies: make(map[string]*Agency), validate: validator.New(validator.WithRequiredStructEnabled()), log: cfg.Logger}
+	for i := range cfg.Agencies {
+		a := &cfg.Agencies[i]
+		if _, dup := g.agencies[a.ID]; dup || a.ID == "" {
+			return nil, fmt.Errorf("gateway: agency id %q empty or duplicated", a.ID)
+		}
+		g.agencies[a.ID] = a
+	}
+	if err := RegisterValidators(g.validate); err != nil {
+		return nil, err
+	}
+	g.validate.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		return name
+	})
+	var err error
+	if g.state, err = openState(cfg.StateDir, cfg.Logger); err != nil {
+		return nil, err
+	}
+	if err := g.recover(ctx); err != nil {
+		g.state.close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// recover rebuilds the views unless they are known to match the ledger,
+// then marks them dirty until Close.
+func (g *Gateway) recover(ctx context.Context) error {
+	size := g.cfg.Ledger.Size()
+	if n, ok := g.state.cleanSize(); !ok || n != size {
+		start := time.Now()
+		if err := g.state.db.DropAll(); err != nil {
+			return fmt.Errorf("gateway: reset views: %w", err)
+		}
+		if err := g.rebuild(ctx); err != nil {
+			return err
+		}
+		g.log.Info("rebuilt packet views from the ledger", "entries", size, "took", time.Since(start))
+	}
+	return g.state.markDirty()
+}
+
+func (g *Gateway) rebuild(ctx context.Context) error {
+	views := map[string]*Packet{}
+	names := g.manifestNames(ctx)
+	err := g.cfg.Ledger.Scan(ctx, 0, func(rec *ledger.Record) error {
+		if rec.Packet == "" {
+			return nil
+		}
+		p, err := apply(views[rec.Packet], rec, names)
+		if err != nil {
+			return err
+		}
+		views[rec.Packet] = p
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: rebuild views: %w", err)
+	}
+	for _, p := range views {
+		if err := g.state.put(p); err != nil {
+			return fmt.Errorf("gateway: rebuild views: %w", err)
+		}
+	}
+	return nil
+}
+
+// manifestNames returns a lookup of file names by kind from a stored
+// manifest, for apply during a rebuild; nil if it cannot be read.
+func (g *Gateway) manifestNames(ctx context.Context) func(string) map[string]string {
+	return func(digest string) map[string]string {
+		m, err := g.readManifest(ctx, digest)
+		if err != nil {
+			return nil
+		}
+		return m.names()
+	}
+}
+
+// Close records that the views match the ledger and closes them. Close
+// the gateway before the ledger.
+func (g *Gateway) Close() error {
+	err := g.state.setClean(g.cfg.Ledger.Size())
+	if cerr := g.state.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Catalog returns the service-item catalogue.
+func (g *Gateway) Catalog() *Catalog { return g.cfg.Catalog }
+
+// Agency returns a known agency.
+func (g *Gateway) Agency(id string) (*Agency, bool) {
+	a, ok := g.agencies[id]
+	return a, ok
+}
+
+func (g *Gateway) lock(id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	m := &g.locks[h.Sum32()%uint32(len(g.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// newPacketID returns an unguessable id: 130 random bits in base32.
+func newPacketID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "pk-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// validPacketID checks an id's shape before it reaches a key.
+func validPacketID(id string) bool {
+	if len(id) != 29 || !strings.HasPrefix(id, "pk-") {
+		return false
+	}
+	for _, c := range id[3:] {
+		if (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// applicantDigestOf keys an applicant identifier, so the ledger can link a
+// person's packets without holding the identifier.
+func (g *Gateway) applicantDigestOf(typ, id string) string {
+	m := hmac.New(sha256.New, g.cfg.ApplicantKey)
+	m.Write([]byte(typ + "\x00" + id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// record appends one workflow entry for packet and folds it into the view.
+// The caller holds the packet's lock.
+func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, packet string, payload any, names map[string]string) (*Packet, *ledger.Record, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := g.cfg.Ledger.Append(ctx, ledger.Entry{
+		Type: typ, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: b,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway: ledger append: %w", err)
+	}
+	next, err := apply(p, rec, func(string) map[string]string { return names })
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := g.state.put(next); err != nil {
+		// The entry is durable; the view is rebuilt from it on restart.
+		g.log.Error("packet view not updated", "packet", packet, "seq", rec.Seq, "err", err)
+	}
+	return next, rec, nil
+}
+
+// packetFor loads a packet and checks that who may see it: its origin, its
+// destination, or an auditor.
+func (g *Gateway) packetFor(who Principal, id string) (*Packet, error) {
+	if !validPacketID(id) {
+		return nil, fmt.Errorf("%w: packet %q", ErrNotFound, id)
+	}
+	p, err := g.state.get(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: packet %s", err, id)
+	}
+	if who.Role != RoleAuditor && who.Agency != p.Origin && who.Agency != p.Destination {
+		return nil, fmt.Errorf("%w: packet %s belongs to other agencies", ErrForbidden, id)
+	}
+	return p, nil
+}
+
+// Get returns a packet for its origin, its destination or an auditor.
+func (g *Gateway) Get(ctx context.Context, who Principal, id string) (*Packet, error) {
+	p, err := g.packetFor(who, id)
+	if err != nil {
+		return nil, err
+	}
+	return p.withOverdue(g.cfg.Now()), nil
+}
+
+// Applicant returns the applicant of a packet, read from its stored
+// manifest, for its origin and destination only.
+func (g *Gateway) Applicant(ctx context.Context, who Principal, id string) (*Applicant, error) {
+	p, err := g.packetFor(who, id)
+	if err != nil {
+		return nil, err
+	}
+	if who.Agency != p.Origin && who.Agency != p.Destination {
+		return nil, fmt.Errorf("%w: applicant details are for the origin and destination", ErrForbidden)
+	}
+	m, err := g.readManifest(ctx, p.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	return &m.Applicant, nil
+}
+
+// List returns the packets an agency sent (box "outbox") or must handle
+// ("inbox"), optionally only those with the given status. An empty box
+// means the outbox for submitters and the inbox for reviewers.
+func (g *Gateway) List(ctx context.Context, who Principal, box, status string) ([]*Packet, error) {
+	if who.Role != RoleSubmitter && who.Role != RoleReviewer {
+		return nil, fmt.Errorf("%w: listing is for submitters and reviewers", ErrForbidden)
+	}
+	if box == "" {
+		box = map[string]string{RoleSubmitter: "outbox", RoleReviewer: "inbox"}[who.Role]
+	}
+	var key byte
+	switch box {
+	case "outbox":
+		key = 'o'
+	case "inbox":
+		key = 'd'
+	default:
+		return nil, fieldError(ErrMalformed, "box", "must be inbox or outbox, not %q", box)
+	}
+	if status != "" && !slices.Contains(allStatuses, status) {
+		return nil, fieldError(ErrMalformed, "status", "unknown status %q", status)
+	}
+	ps, err := g.state.list(key, who.Agency)
+	if err != nil {
+		return nil, err
+	}
+	now := g.cfg.Now()
+	out := ps[:0]
+	for _, p := range ps {
+		if status == "" || p.Status == status {
+			out = append(out, p.withOverdue(now))
+		}
+	}
+	slices.SortFunc(out, func(a, b *Packet) int { return a.Submitted.Compare(b.Submitted) })
+	return out, nil
+}
+
+var allStatuses = []string{StatusSubmitted, StatusReceived, StatusCorrectionRequested, StatusApproved, StatusRejected, StatusLicenseIssued, StatusDelivered}
+
+// transitions: action -> (who acts, required status, entry type).
+var transitions = map[string]struct {
+	side string // "destination" or "origin"
+	from string
+	typ  string
+}{
+	"receive": {"destination", StatusSubmitted, EntryReceived},
+	"return":  {"destination", StatusReceived, EntryReturned},
+	"approve": {"destination", StatusReceived, EntryApproved},
+	"reject":  {"destination", StatusReceived, EntryRejected},
+	"deliver": {"origin", StatusLicenseIssued, EntryDelivered},
+}
+
+// Act performs a workflow action on a packet: receive, return (补正),
+// approve, reject (by the destination's reviewer) or deliver (by the
+// origin's submitter). A return or a rejection must give a reason.
+func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason string) (*Packet, error) {
+	t, ok := transitions[action]
+	if !ok {
+		return nil, fieldError(ErrInvalid, "action", "unknown action %q: one of receive, return, approve, reject, deliver", action)
+	}
+	reason = strings.TrimSpace(reason)
+	if len(reason) > g.cfg.Limits.MaxReasonBytes {
+		return nil, fieldError(ErrInvalid, "reason", "longer than %d bytes", g.cfg.Limits.MaxReasonBytes)
+	}
+	if (action == "return" || action == "reject") && reason == "" {
+		return nil, fieldError(ErrInvalid, "reason", "required for %s: the applicant must be told why", action)
+	}
+	defer g.lock(id)()
+	p, err := g.packetFor(who, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.mayAct(who, p, t.side); err != nil {
+		return nil, err
+	}
+	if p.Status != t.from {
+		return nil, fmt.Errorf("%w: cannot %s a packet that is %s (needs %s)", ErrConflict, action, p.Status, t.from)
+	}
+	var payload any = reasonPayload{Reason: reason}
+	if action == "receive" {
+		// The receipt records the manifest the receiver holds; the
+		// destination can check it against the bundle it downloaded.
+		payload = receivedPayload{Manifest: p.Manifest}
+	} else if action == "deliver" {
+		payload = struct{}{}
+	}
+	next, _, err := g.record(ctx, who, p, t.typ, id, payload, namesOf(p))
+	if err != nil {
+		return nil, err
+	}
+	return next.withOverdue(g.cfg.Now()), nil
+}
+
+// mayAct checks that who is the packet's destination reviewer or origin submitter.
+func (g *Gateway) mayAct(who Principal, p *Packet, side string) error {
+	switch side {
+	case "destination":
+		if who.Agency != p.Destination || who.Role != RoleReviewer {
+			return fmt.Errorf("%w: only the destination's reviewer may do this", ErrForbidden)
+		}
+	case "origin":
+		if who.Agency != p.Origin || who.Role != RoleSubmitter {
+			return fmt.Errorf("%w: only the origin's submitter may do this", ErrForbidden)
+		}
+	}
+	return nil
+}
+
+func namesOf(p *Packet) map[string]string {
+	m := make(map[string]string, len(p.Materials))
+	for _, r := range p.Materials {
+		m[r.Kind] = r.Filename
+	}
+	return m
+}
+
+// readManifest loads a stored manifest by digest.
+func (g *Gateway) readManifest(ctx context.Context, digest string) (*Manifest, error) {
+	rc, _, err := g.cfg.Store.Open(ctx, digest)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 4<<20))
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("gateway: stored manifest %s: %w", digest, err)
+	}
+	return &m, nil
+}
+
+// storageErr translates storage errors into the gateway's.
+func storageErr(err error) error {
+	switch {
+	case errors.Is(err, storage.ErrUnavailable):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case errors.Is(err, storage.ErrCorrupt):
+		return fmt.Errorf("%w: %v", ErrIntegrity, err)
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("%w: %v", ErrIntegrity, err) // the ledger references it
+	}
+	return err
+}

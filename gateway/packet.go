@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"tongban/ledger"
+)
+
+// Packet statuses (DOMAIN.md's workflow).
+const (
+	StatusSubmitted           = "submitted"            // 受理, forwarded
+	StatusReceived            = "received"             // destination verified it: a receipt
+	StatusCorrectionRequested = "correction_requested" // 补正
+	StatusApproved            = "approved"
+	StatusRejected            = "rejected"
+	StatusLicenseIssued       = "license_issued" // 发证
+	StatusDelivered           = "delivered"      // 送达
+)
+
+// Ledger entry types.
+const (
+	EntrySubmitted    = "packet.submitted"
+	EntryDownloaded   = "packet.downloaded"
+	EntryReceived     = "packet.received"
+	EntryReturned     = "packet.returned"
+	EntrySupplemented = "packet.supplemented"
+	EntryApproved     = "packet.approved"
+	EntryRejected     = "packet.rejected"
+	EntryLicense      = "license.issued"
+	EntryDelivered    = "packet.delivered"
+	EntryViolation    = "integrity.violation"
+)
+
+// MaterialRef is one stored file of a packet.
+type MaterialRef struct {
+	Kind        string `json:"kind"`
+	Filename    string `json:"filename"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	ContentType string `json:"content_type"`
+}
+
+// Event is one ledger entry in a packet's history.
+type Event struct {
+	Seq    int64     `json:"seq"`
+	Type   string    `json:"type"`
+	Time   time.Time `json:"time"`
+	Agency string    `json:"agency"`
+	Role   string    `json:"role"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Packet is the current view of one application packet. It is derived from
+// the packet's ledger entries (see apply) and from its stored manifests, so
+// it can be rebuilt from them at any time.
+type Packet struct {
+	ID            string        `json:"id"`
+	Status        string        `json:"status"`
+	Item          string        `json:"item"`
+	Origin        string        `json:"origin"`
+	Destination   string        `json:"destination"`
+	ApplicantType string        `json:"applicant_type"`
+	Manifest      string        `json:"manifest_sha256"` // digest of the current manifest.json
+	Materials     []MaterialRef `json:"materials"`
+	License       *MaterialRef  `json:"license,omitempty"`
+	Submitted     time.Time     `json:"submitted"`
+	Updated       time.Time     `json:"updated"`
+	Deadline      time.Time     `json:"deadline"`
+	PausedAt      *time.Time    `json:"paused_at,omitempty"` // clock stopped for 补正 since
+	Overdue       bool          `json:"overdue"`
+	LastReason    string        `json:"reason,omitempty"`
+	SubmittedSeq  int64         `json:"seq"`
+	LastSeq       int64         `json:"last_seq"`
+	History       []Event       `json:"history"`
+}
+
+// closed reports whether the packet's clock no longer runs.
+func (p *Packet) closed() bool {
+	switch p.Status {
+	case StatusApproved, StatusRejected, StatusLicenseIssued, StatusDelivered:
+		return true
+	}
+	return false
+}
+
+// withOverdue returns the packet with Overdue computed at now.
+func (p *Packet) withOverdue(now time.Time) *Packet {
+	c := *p
+	c.Overdue = !p.closed() && p.PausedAt == nil && now.After(p.Deadline)
+	return &c
+}
+
+// Payloads of the ledger entries the gateway writes. They carry digests,
+// sizes and ids, never an applicant's name or identifier in clear.
+type (
+	materialDigest struct {
+		Kind        string `json:"kind"`
+		SHA256      string `json:"sha256"`
+		Size        int64  `json:"size"`
+		ContentType string `json:"content_type"`
+	}
+	submittedPayload struct {
+		Item        string           `json:"item"`
+		Origin      string           `json:"origin"`
+		Destination string           `json:"destination"`
+		Manifest    string           `json:"manifest"`
+		Applicant   applicantDigest  `json:"applicant"`
+		Materials   []materialDigest `json:"materials"`
+		Deadline    time.Time        `json:"deadline"`
+	}
+	applicantDigest struct {
+		Type   string `json:"type"`
+		Digest string `json:"hmac_sha256"`
+	}
+	supplementedPayload struct {
+		Manifest  string           `json:"manifest"`
+		Materials []materialDigest `json:"materials"`
+	}
+	receivedPayload struct {
+		Manifest string `json:"manifest"` // the manifest the receiver verified
+	}
+	reasonPayload struct {
+		Reason string `json:"reason,omitempty"`
+	}
+	licensePayload struct {
+		materialDigest
+	}
+	downloadedPayload struct {
+		What string `json:"what"` // "bundle" or "material"
+		Kind string `json:"kind,omitempty"`
+	}
+	violationPayload struct {
+		Kind   string `json:"kind,omitempty"`
+		SHA256 string `json:"sha256"`
+		Got    string `json:"got,omitempty"` // "" when the object is missing
+		Detail string `json:"detail"`
+	}
+)
+
+// apply folds one ledger entry into the packet view. manifest supplies the
+// file names, which the ledger does not hold; it may return nil, and the
+// kind stands in for the name. apply is the only place that derives state
+// from entries, so the live view and a rebuild agree.
+func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string]string) (*Packet, error) {
+	e := &rec.Entry
+	if p == nil && e.Type != EntrySubmitted {
+		return nil, fmt.Errorf("gateway: entry %d (%s) for unknown packet %q", e.Seq, e.Type, e.Packet)
+	}
+	ev := Event{Seq: e.Seq, Type: e.Type, Time: e.Time, Agency: e.Actor.Agency, Role: e.Actor.Role}
+	var c Packet
+	if p != nil {
+		c = *p
+		c.History = append([]Event(nil), p.History...)
+	}
+	switch e.Type {
+	case EntrySubmitted:
+		var pl submittedPayload
+		if err := json.Unmarshal(e.Payload, &pl); err != nil {
+			return nil, fmt.Errorf("gateway: entry %d: %w", e.Seq, err)
+		}
+		c = Packet{
+			ID: e.Packet, Status: StatusSubmitted, Item: pl.Item, Origin: pl.Origin,
+			Destination: pl.Destination, ApplicantType: pl.Applicant.Type, Manifest: pl.Manifest,
+			Submitted: e.Time, Deadline: pl.Deadline, SubmittedSeq: e.Seq,
+		}
+		c.Materials = mergeMaterials(nil, pl.Materials, names(pl.Manifest))
+	case EntrySupplemented:
+		var pl supplementedPayload
+		if err := json.Unmarshal(e.Payload, &pl); err != nil {
+			return nil, fmt.Errorf("gateway: entry %d: %w", e.Seq, err)
+		}
+		c.Materials = mergeMaterials(c.Materials, pl.Materials, names(pl.Manifest))
+		c.Manifest = pl.Manifest
+		c.Status = StatusSubmitted
+		if c.PausedAt != nil {
+			c.Deadline = c.Deadline.Add(e.Time.Sub(*c.PausedAt)) // the clock stood still during 补正
+			c.PausedAt = nil
+		}
+	case EntryReceived:
+		c.Status = StatusReceived
+	case EntryReturned, EntryApproved, EntryRejected:
+		var pl reasonPayload
+		if err := json.Unmarshal(e.Payload, &pl); err != nil {
+			return nil, fmt.Errorf("gateway: entry %d: %w", e.Seq, err)
+		}
+		ev.Reason, c.LastReason = pl.Reason, pl.Reason
+		c.Status = map[string]string{EntryReturned: StatusCorrectionRequested, EntryApproved: StatusApproved, EntryRejected: StatusRejected}[e.Type]
+		if e.Type == EntryReturned {
+			t := e.Time
+			c.PausedAt = &t
+		}
+	case EntryLicense:
+		var pl licensePayload
+		if err := json.Unmarshal(e.Payload, &pl); err != nil {
+			return nil, fmt.Errorf("gateway: entry %d: %w", e.Seq, err)
+		}
+		c.License = &MaterialRef{Kind: "license", Filename: "license" + extension(pl.ContentType), Size: pl.Size, SHA256: pl.SHA256, ContentType: pl.ContentType}
+		c.Status = StatusLicenseIssued
+	case EntryDelivered:
+		c.Status = StatusDelivered
+	case EntryDownloaded, EntryViolation:
+		// history only
+	default:
+		return nil, fmt.Errorf("gateway: entry %d has unknown type %q", e.Seq, e.Type)
+	}
+	c.History = append(c.History, ev)
+	c.Updated = e.Time
+	c.LastSeq = e.Seq
+	return &c, nil
+}
+
+// mergeMaterials replaces materials of the same kind and appends new ones.
+func mergeMaterials(have []MaterialRef, add []materialDigest, names map[string]string) []MaterialRef {
+	out := append([]MaterialRef(nil), have...)
+	for _, m := range add {
+		name := names[m.Kind]
+		if name == "" {
+			name = m.Kind
+		}
+		ref := MaterialRef{Kind: m.Kind, Filename: name, Size: m.Size, SHA256: m.SHA256, ContentType: m.ContentType}
+		replaced := false
+		for i := range out {
+			if out[i].Kind == m.Kind {
+				out[i], replaced = ref, true
+			}
+		}
+		if !replaced {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+// deadline adds an item's time limit to start, in China Standard Time:
+// working days skip Saturdays and Sundays (public holidays are not modelled);
+// 0 days means the end of the same day.
+func deadline(start time.Time, tl TimeLimit) time.Time {
+	cst := time.FixedZone("CST", 8*3600)
+	t := start.In(cst)
+	end := time.Date(t.Year(), t.Month(), t.Day(), 23, 59, 59, 0, cst)
+	for n := tl.Days; n > 0; {
+		end = end.AddDate(0, 0, 1)
+		if tl.WorkingDays && (end.Weekday() == time.Saturday || end.Weekday() == time.Sunday) {
+			continue
+		}
+		n--
+	}
+	return end.UTC()
+}
+
+// extension returns the usual file extension of a content type.
+func extension(contentType string) string {
+	switch contentType {
+	case TypePDF:
+		return ".pdf"
+	case TypeOFD:
+		return ".ofd"
+	case TypeJPEG:
+		return ".jpg"
+	case TypePNG:
+		return ".png"
+	}
+	return ""
+}
