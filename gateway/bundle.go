@@ -10,26 +10,13 @@ import (
 	"io"
 	"time"
 
+	"tongban/gateway/bundle"
 	"tongban/ledger"
 	"tongban/storage"
 )
 
-// Bundle layout, read by `tongban verify`.
-const (
-	BundleManifest   = "manifest.json"
-	BundleMaterials  = "materials/"          // materials/<kind>/<filename>
-	BundleLicense    = "license/"            // license/<filename>
-	BundleEntries    = "evidence/entries/"   // evidence/entries/<seq>.json: raw canonical entry bytes
-	BundleProofs     = "evidence/proofs/"    // evidence/proofs/<seq>.json: InclusionProof
-	BundleCheckpoint = "evidence/checkpoint" // signed note the proofs lead to
-)
-
 // InclusionProof is an RFC 6962 audit path, as served and bundled.
-type InclusionProof struct {
-	Seq    int64         `json:"seq"`
-	Size   int64         `json:"size"`
-	Hashes []ledger.Hash `json:"hashes"`
-}
+type InclusionProof = bundle.InclusionProof
 
 // ConsistencyProof proves the tree of size From is a prefix of size To.
 type ConsistencyProof struct {
@@ -194,16 +181,16 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 		defer rc.Close()
 		return add(name, rc)
 	}
-	if err := copyObject(BundleManifest, p.Manifest); err != nil {
+	if err := copyObject(bundle.Manifest, p.Manifest); err != nil {
 		return err
 	}
 	for _, m := range p.Materials {
-		if err := copyObject(BundleMaterials+m.Kind+"/"+m.Filename, m.SHA256); err != nil {
+		if err := copyObject(bundle.Materials+m.Kind+"/"+m.Filename, m.SHA256); err != nil {
 			return err
 		}
 	}
 	if p.License != nil {
-		if err := copyObject(BundleLicense+p.License.Filename, p.License.SHA256); err != nil {
+		if err := copyObject(bundle.License+p.License.Filename, p.License.SHA256); err != nil {
 			return err
 		}
 	}
@@ -212,18 +199,18 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 			continue // appended after the checkpoint was taken
 		}
 		name := fmt.Sprintf("%d.json", rec.Seq)
-		if err := add(BundleEntries+name, bytesReader(rec.Raw)); err != nil {
+		if err := add(bundle.Entries+name, bytesReader(rec.Raw)); err != nil {
 			return err
 		}
 		hashes, err := g.cfg.Ledger.ProveInclusion(rec.Seq, cp.Size)
 		if err != nil {
 			return err
 		}
-		if err := add(BundleProofs+name, bytesReader(mustJSON(InclusionProof{Seq: rec.Seq, Size: cp.Size, Hashes: hashes}))); err != nil {
+		if err := add(bundle.Proofs+name, bytesReader(mustJSON(InclusionProof{Seq: rec.Seq, Size: cp.Size, Hashes: hashes}))); err != nil {
 			return err
 		}
 	}
-	if err := add(BundleCheckpoint, bytesReader(signed)); err != nil {
+	if err := add(bundle.Checkpoint, bytesReader(signed)); err != nil {
 		return err
 	}
 	return zw.Close()

@@ -247,6 +247,9 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 	if err != nil {
 		return nil, nil, err
 	}
+	if p != nil {
+		b = withPacketPrev(b, p.LastSeq)
+	}
 	rec, err := g.cfg.Ledger.Append(ctx, ledger.Entry{
 		Type: typ, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: b,
 	})
@@ -262,6 +265,17 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 		g.log.Error("packet view not updated", "packet", packet, "seq", rec.Seq, "err", err)
 	}
 	return next, rec, nil
+}
+
+// withPacketPrev adds "packet_prev": the seq of the packet's previous
+// entry, to a payload object. The packet's entries thus form a chain of
+// their own, and a bundle missing one of them is caught offline.
+func withPacketPrev(payload []byte, prev int64) []byte {
+	head := fmt.Appendf(nil, `{"packet_prev":%d`, prev)
+	if len(payload) > 2 { // not "{}"
+		head = append(head, ',')
+	}
+	return append(head, payload[1:]...)
 }
 
 // packetFor loads a packet and checks that who may see it: its origin, its

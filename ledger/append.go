@@ -28,7 +28,7 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
 		return nil, ErrReadOnly
 	}
 	e.Seq, e.Prev = 0, Hash{}
-	if err := e.check(); err != nil {
+	if err := e.Check(); err != nil {
 		return nil, err
 	}
 	r := &appendReq{e: e, done: make(chan struct{})}

@@ -1,18 +1,14 @@
-// Package ledger is Tongban's shared audit log: an append-only sequence of
-// canonical JSON entries, hash-chained and kept in an RFC 6962 Merkle tree
-// stored in Badger, with checkpoints signed as C2SP signed notes.
-//
-// The ledger knows nothing of packets beyond an opaque packet id used for
-// lookups; the meaning of entry types and payloads belongs to its callers.
-package ledger
+// Package format holds the ledger's wire formats: canonical entries, their
+// RFC 6962 leaf hashes, C2SP checkpoints and signed notes, and proof checks.
+// It depends on neither Badger nor anything else with state, so offline
+// verifiers (tongban verify) can use it alone.
+package format
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -48,12 +44,13 @@ const (
 	maxNameLen   = 256
 )
 
-var errNotCanonical = errors.New("ledger: entry is not in canonical form")
+// ErrNotCanonical is returned for entry bytes that are not in canonical form.
+var ErrNotCanonical = errors.New("format: entry is not in canonical form")
 
 // Marshal returns the canonical encoding of e: compact JSON, fields in the
 // order of Entry, time in UTC RFC 3339, no HTML escaping.
 func (e *Entry) Marshal() ([]byte, error) {
-	if err := e.check(); err != nil {
+	if err := e.Check(); err != nil {
 		return nil, err
 	}
 	c := *e
@@ -61,7 +58,7 @@ func (e *Entry) Marshal() ([]byte, error) {
 	if len(c.Payload) > 0 {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, c.Payload); err != nil {
-			return nil, fmt.Errorf("ledger: payload: %w", err)
+			return nil, fmt.Errorf("format: payload: %w", err)
 		}
 		c.Payload = buf.Bytes()
 	}
@@ -69,27 +66,28 @@ func (e *Entry) Marshal() ([]byte, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(&c); err != nil {
-		return nil, fmt.Errorf("ledger: encode entry: %w", err)
+		return nil, fmt.Errorf("format: encode entry: %w", err)
 	}
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(b) > MaxEntrySize {
-		return nil, fmt.Errorf("ledger: entry of %d bytes exceeds %d", len(b), MaxEntrySize)
+		return nil, fmt.Errorf("format: entry of %d bytes exceeds %d", len(b), MaxEntrySize)
 	}
 	return b, nil
 }
 
-func (e *Entry) check() error {
+// Check reports whether the entry may be recorded: sizes, names, payload shape.
+func (e *Entry) Check() error {
 	switch {
 	case e.Seq < 0:
-		return errors.New("ledger: negative seq")
+		return errors.New("format: negative seq")
 	case e.Type == "" || len(e.Type) > maxNameLen:
-		return errors.New("ledger: entry type must be 1 to 256 bytes")
+		return errors.New("format: entry type must be 1 to 256 bytes")
 	case len(e.Actor.Agency) > maxNameLen || len(e.Actor.Role) > maxNameLen:
-		return errors.New("ledger: actor names must be at most 256 bytes")
+		return errors.New("format: actor names must be at most 256 bytes")
 	case len(e.Packet) > maxNameLen || bytes.IndexByte([]byte(e.Packet), 0) >= 0:
-		return errors.New("ledger: packet id must be at most 256 bytes, without NUL")
+		return errors.New("format: packet id must be at most 256 bytes, without NUL")
 	case len(e.Payload) > 0 && (!json.Valid(e.Payload) || bytes.TrimSpace(e.Payload)[0] != '{'):
-		return errors.New("ledger: payload must be a JSON object")
+		return errors.New("format: payload must be a JSON object")
 	}
 	return nil
 }
@@ -99,20 +97,20 @@ func (e *Entry) check() error {
 // entry has one encoding and therefore one leaf hash.
 func ParseEntry(data []byte) (*Entry, error) {
 	if len(data) > MaxEntrySize {
-		return nil, fmt.Errorf("ledger: entry of %d bytes exceeds %d", len(data), MaxEntrySize)
+		return nil, fmt.Errorf("format: entry of %d bytes exceeds %d", len(data), MaxEntrySize)
 	}
 	var e Entry
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
-		return nil, fmt.Errorf("ledger: parse entry: %w", err)
+		return nil, fmt.Errorf("format: parse entry: %w", err)
 	}
 	again, err := e.Marshal()
 	if err != nil {
 		return nil, err
 	}
 	if !bytes.Equal(again, data) {
-		return nil, errNotCanonical
+		return nil, ErrNotCanonical
 	}
 	return &e, nil
 }
@@ -120,41 +118,3 @@ func ParseEntry(data []byte) (*Entry, error) {
 // LeafHash is the RFC 6962 leaf hash of canonical entry bytes:
 // SHA-256(0x00 || data).
 func LeafHash(data []byte) Hash { return tlog.RecordHash(data) }
-
-// Record is an entry as stored: its canonical bytes and their leaf hash.
-type Record struct {
-	Entry
-	Raw  []byte
-	Hash Hash
-}
-
-// peekSeqPrev reads seq and prev from canonical bytes without a full JSON
-// decode; Verify uses it to keep pace with the disk. It relies on the fixed
-// field order: "seq" comes first and "prev" is the first key of that name,
-// since no earlier string value can hold an unescaped quote.
-func peekSeqPrev(data []byte) (seq int64, prev Hash, ok bool) {
-	const seqKey, prevKey = `{"seq":`, `,"prev":"`
-	if !bytes.HasPrefix(data, []byte(seqKey)) {
-		return 0, prev, false
-	}
-	rest := data[len(seqKey):]
-	end := bytes.IndexByte(rest, ',')
-	if end < 0 {
-		return 0, prev, false
-	}
-	seq, err := strconv.ParseInt(string(rest[:end]), 10, 64)
-	if err != nil {
-		return 0, prev, false
-	}
-	i := bytes.Index(data, []byte(prevKey))
-	if i < 0 || len(data) < i+len(prevKey)+45 || data[i+len(prevKey)+44] != '"' {
-		return 0, prev, false
-	}
-	b64 := data[i+len(prevKey) : i+len(prevKey)+44]
-	var tmp [33]byte // DecodedLen of 44 base64 characters
-	if n, err := base64.StdEncoding.Decode(tmp[:], b64); err != nil || n != len(prev) {
-		return 0, prev, false
-	}
-	copy(prev[:], tmp[:])
-	return seq, prev, true
-}

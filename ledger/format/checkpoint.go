@@ -1,4 +1,4 @@
-package ledger
+package format
 
 import (
 	"bytes"
@@ -7,13 +7,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Checkpoint is the body of a C2SP tlog-checkpoint: the log's origin, its
@@ -34,26 +32,26 @@ func FormatCheckpoint(c Checkpoint) []byte {
 func ParseCheckpoint(text []byte) (Checkpoint, error) {
 	var c Checkpoint
 	if !bytes.HasSuffix(text, []byte("\n")) {
-		return c, errors.New("ledger: checkpoint must end in a newline")
+		return c, errors.New("format: checkpoint must end in a newline")
 	}
 	lines := strings.Split(string(text[:len(text)-1]), "\n")
 	if len(lines) < 3 {
-		return c, errors.New("ledger: checkpoint needs origin, size and root lines")
+		return c, errors.New("format: checkpoint needs origin, size and root lines")
 	}
 	if lines[0] == "" {
-		return c, errors.New("ledger: checkpoint origin is empty")
+		return c, errors.New("format: checkpoint origin is empty")
 	}
 	size, err := strconv.ParseInt(lines[1], 10, 64)
 	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
-		return c, fmt.Errorf("ledger: checkpoint size %q is not a decimal count", lines[1])
+		return c, fmt.Errorf("format: checkpoint size %q is not a decimal count", lines[1])
 	}
 	root, err := base64.StdEncoding.Strict().DecodeString(lines[2])
 	if err != nil || len(root) != len(c.Root) {
-		return c, fmt.Errorf("ledger: checkpoint root %q is not a base64 SHA-256 hash", lines[2])
+		return c, fmt.Errorf("format: checkpoint root %q is not a base64 SHA-256 hash", lines[2])
 	}
 	for _, ext := range lines[3:] {
 		if ext == "" {
-			return c, errors.New("ledger: empty checkpoint extension line")
+			return c, errors.New("format: empty checkpoint extension line")
 		}
 	}
 	c.Origin, c.Size = lines[0], size
@@ -67,18 +65,18 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 func OpenCheckpoint(signed []byte, vkey string) (Checkpoint, error) {
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("ledger: verifier key: %w", err)
+		return Checkpoint{}, fmt.Errorf("format: verifier key: %w", err)
 	}
 	n, err := note.Open(signed, note.VerifierList(v))
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("ledger: checkpoint signature: %w", err)
+		return Checkpoint{}, fmt.Errorf("format: checkpoint signature: %w", err)
 	}
 	c, err := ParseCheckpoint([]byte(n.Text))
 	if err != nil {
 		return c, err
 	}
 	if c.Origin != v.Name() {
-		return c, fmt.Errorf("ledger: checkpoint origin %q does not match key name %q", c.Origin, v.Name())
+		return c, fmt.Errorf("format: checkpoint origin %q does not match key name %q", c.Origin, v.Name())
 	}
 	return c, nil
 }
@@ -94,48 +92,33 @@ func GenerateKey(origin string) (skey, vkey string, err error) {
 func VerifierKey(skey string) (string, error) {
 	parts := strings.SplitN(skey, "+", 5) // the base64 may hold "+"
 	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
-		return "", errors.New("ledger: malformed signer key")
+		return "", errors.New("format: malformed signer key")
 	}
 	raw, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return "", errors.New("ledger: signer key is not an Ed25519 key")
+		return "", errors.New("format: signer key is not an Ed25519 key")
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
 }
 
-// loadOrCreateKey reads the signer key at path, or creates one (mode 0600)
-// when the file does not exist.
-func loadOrCreateKey(path, origin string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		skey := strings.TrimSpace(string(b))
-		if _, err := note.NewSigner(skey); err != nil {
-			return "", fmt.Errorf("ledger: key file %s: %w", path, err)
+// CheckInclusion checks that leaf is the entry at seq in the tree of the
+// given size and root, using the audit path proof.
+func CheckInclusion(proof []Hash, size int64, root Hash, seq int64, leaf Hash) error {
+	return tlog.CheckRecord(proof, size, root, seq, leaf)
+}
+
+// CheckConsistency checks that the tree (from, fromRoot) is a prefix of the
+// tree (to, toRoot).
+func CheckConsistency(proof []Hash, from int64, fromRoot Hash, to int64, toRoot Hash) error {
+	if from == to {
+		if fromRoot != toRoot || len(proof) != 0 {
+			return fmt.Errorf("format: trees of equal size %d differ", from)
 		}
-		return skey, nil
+		return nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("ledger: read key: %w", err)
+	if from == 0 {
+		return nil
 	}
-	skey, _, err := GenerateKey(origin)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("ledger: key dir: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("ledger: create key: %w", err)
-	}
-	if _, err := f.WriteString(skey + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("ledger: write key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", fmt.Errorf("ledger: sync key: %w", err)
-	}
-	return skey, f.Close()
+	return tlog.CheckTree(proof, to, toRoot, from, fromRoot)
 }

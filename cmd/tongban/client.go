@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// clientFlags are the flags every API client command shares.
+type clientFlags struct {
+	server, token string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "server", envOr("TONGBAN_SERVER", "http://127.0.0.1:8080"), "gateway URL ($TONGBAN_SERVER)")
+	fs.StringVar(&c.token, "token", "", "bearer token (default $TONGBAN_TOKEN)")
+}
+
+func (c *clientFlags) check() error {
+	if c.token == "" {
+		c.token = os.Getenv("TONGBAN_TOKEN")
+	}
+	if c.token == "" {
+		return usageError("a token is needed: --token or $TONGBAN_TOKEN")
+	}
+	c.server = strings.TrimRight(c.server, "/")
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (c *clientFlags) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.server+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	return req, nil
+}
+
+// apiError turns a non-2xx answer into an error carrying the server's message.
+func apiError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error struct {
+			Code    string            `json:"code"`
+			Message string            `json:"message"`
+			Fields  map[string]string `json:"fields"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
+		return fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	msg := fmt.Sprintf("server answered %s (%s): %s", resp.Status, e.Error.Code, e.Error.Message)
+	for k, v := range e.Error.Fields {
+		msg += fmt.Sprintf("\n  %s: %s", k, v)
+	}
+	return errors.New(msg)
+}
+
+type submitFile struct {
+	kind, path, name, sha256 string
+	size                     int64
+}
+
+func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	manifestFile := fs.String("manifest", "", "manifest JSON file (item, destination, applicant[, materials])")
+	item := fs.String("item", "", "service item code, e.g. ENT-SETUP")
+	dest := fs.String("destination", "", "destination agency id, e.g. qingpu-amr")
+	appType := fs.String("applicant-type", "", "person or enterprise")
+	appName := fs.String("applicant-name", "", "applicant's name")
+	appID := fs.String("applicant-id", "", "resident ID number or unified social credit code")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	manifest := map[string]any{}
+	if *manifestFile != "" {
+		b, err := os.ReadFile(*manifestFile)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &manifest); err != nil {
+			return fmt.Errorf("manifest %s: %w", *manifestFile, err)
+		}
+	}
+	set := func(k, v string) {
+		if v != "" {
+			manifest[k] = v
+		}
+	}
+	set("item", *item)
+	set("destination", *dest)
+	if *appType != "" || *appName != "" || *appID != "" {
+		manifest["applicant"] = map[string]string{"type": *appType, "name": *appName, "id": *appID}
+	}
+	if len(pos) == 0 {
+		return usageError("usage: tongban submit [--manifest FILE | --item I --destination D --applicant-type T --applicant-name N --applicant-id ID] KIND=FILE...")
+	}
+	files, err := prepareFiles(pos, stderr)
+	if err != nil {
+		return err
+	}
+	var specs []map[string]string
+	var total int64
+	for _, f := range files {
+		specs = append(specs, map[string]string{"kind": f.kind, "filename": f.name, "sha256": f.sha256})
+		total += f.size
+	}
+	manifest["materials"] = specs
+	mj, err := json.Marshal(manifest)
+	if err != nil {
+		return err
+	}
+
+	// Stream the body: the files are read as they are sent, never held whole.
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	bar := newProgress(stderr, "uploading", "B", total)
+	go func() { pw.CloseWithError(writeSubmission(mw, mj, files, bar)) }()
+	req, err := cf.request(ctx, "POST", "/v1/packets", pr)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	bar.Finish()
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return apiError(resp)
+	}
+	var p map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "submitted %v: status %v, ledger seq %v\n", p["id"], p["status"], p["seq"])
+	if mats, ok := p["materials"].([]any); ok {
+		for _, m := range mats {
+			m := m.(map[string]any)
+			fmt.Fprintf(stdout, "  %-20v %12.0f B  sha256 %v\n", m["kind"], m["size"], m["sha256"])
+		}
+	}
+	return nil
+}
+
+// prepareFiles parses KIND=PATH arguments and hashes each file, so the
+// server can check the digest it receives against the one sent.
+func prepareFiles(args []string, stderr io.Writer) ([]submitFile, error) {
+	var out []submitFile
+	for _, a := range args {
+		kind, path, ok := strings.Cut(a, "=")
+		if !ok || kind == "" || path == "" {
+			return nil, usageError("%q: files are given as KIND=PATH", a)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		bar := newProgress(stderr, "hashing "+filepath.Base(path), "B", st.Size())
+		h := sha256.New()
+		_, err = io.Copy(io.MultiWriter(h, progressWriter{bar}), f)
+		f.Close()
+		bar.Finish()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, submitFile{kind: kind, path: path, name: filepath.Base(path), sha256: hex.EncodeToString(h.Sum(nil)), size: st.Size()})
+	}
+	return out, nil
+}
+
+func writeSubmission(mw *multipart.Writer, manifest []byte, files []submitFile, bar *progress) error {
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="manifest"`)
+	h.Set("Content-Type", "application/json")
+	w, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(manifest); err != nil {
+		return err
+	}
+	for _, f := range files {
+		w, err := mw.CreateFormFile(f.kind, f.name)
+		if err != nil {
+			return err
+		}
+		src, err := os.Open(f.path)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.MultiWriter(w, progressWriter{bar}), src)
+		src.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return mw.Close()
+}
+
+// progressWriter feeds a progress bar from a stream.
+type progressWriter struct{ p *progress }
+
+func (w progressWriter) Write(b []byte) (int, error) {
+	w.p.Add(int64(len(b)))
+	return len(b), nil
+}
+
+func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	out := fs.String("o", "", "output file (default: ID.zip, or the material's name)")
+	kind := fs.String("material", "", "download one material of this kind instead of the bundle")
+	verify := fs.Bool("verify", false, "verify the bundle offline after download")
+	keyArg := fs.String("log-key", "", "the log's verifier key or a file holding it, for --verify")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("usage: tongban fetch ID [-o FILE] [--material KIND] [--verify --log-key KEY]")
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	if *verify && *kind != "" {
+		return usageError("--verify checks bundles; a single material is verified by the server as it is sent")
+	}
+	var vkey string
+	if *verify {
+		if *keyArg == "" {
+			return usageError("--verify needs --log-key: the key you trust, obtained out of band")
+		}
+		if vkey, err = loadVerifierKey(*keyArg); err != nil {
+			return err
+		}
+	}
+	id := pos[0]
+	path := "/v1/packets/" + id + "/bundle"
+	if *kind != "" {
+		path = "/v1/packets/" + id + "/materials/" + *kind
+	}
+	if *out == "" {
+		*out = id + ".zip"
+		if *kind != "" {
+			*out = id + "-" + *kind
+		}
+	}
+	req, err := cf.request(ctx, "GET", path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return apiError(resp)
+	}
+	tmp := *out + ".part"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	bar := newProgress(stderr, "downloading", "B", resp.ContentLength)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h, progressWriter{bar}), resp.Body)
+	bar.Finish()
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("got %d of %d bytes", n, resp.ContentLength)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want := resp.Header.Get("X-Content-SHA256"); err == nil && want != "" && want != sum {
+		err = fmt.Errorf("the download hashes to %s, the server promised %s", sum, want)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("download broke off, nothing kept: %w", err)
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "saved %s (%d bytes, sha256 %s)\n", *out, n, sum)
+	if *verify {
+		return verifyBundle(*out, vkey, false, stdout)
+	}
+	return nil
+}
