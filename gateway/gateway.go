@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -43,6 +44,7 @@ type Ledger interface {
 	ProveInclusion(seq, size int64) ([]ledger.Hash, error)
 	ProveConsistency(from, to int64) ([]ledger.Hash, error)
 	Verify(ctx context.Context, progress func(done, total int64)) (ledger.Report, error)
+	Signed() (ledger.Checkpoint, time.Time)
 }
 
 // Limits bound what one request may make the gateway read.
@@ -75,6 +77,9 @@ type Gateway struct {
 	validate *validator.Validate
 	locks    [256]sync.Mutex // per-packet serialisation, striped by id
 	log      *slog.Logger
+
+	appends     atomic.Int64 // ledger appends made, and their total latency
+	appendNanos atomic.Int64
 }
 
 // New opens the packet views in cfg.StateDir, rebuilding them from the
@@ -250,9 +255,12 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 	if p != nil {
 		b = withPacketPrev(b, p.LastSeq)
 	}
+	start := time.Now()
 	rec, err := g.cfg.Ledger.Append(ctx, ledger.Entry{
 		Type: typ, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: b,
 	})
+	g.appends.Add(1)
+	g.appendNanos.Add(int64(time.Since(start)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: ledger append: %w", err)
 	}
@@ -465,4 +473,22 @@ func storageErr(err error) error {
 		return fmt.Errorf("%w: %v", ErrIntegrity, err) // the ledger references it
 	}
 	return err
+}
+
+// Stats are figures for monitoring.
+type Stats struct {
+	LedgerSize     int64
+	Appends        int64         // ledger appends by this gateway since start
+	AppendTime     time.Duration // their total latency
+	CheckpointSize int64         // size of the latest signed checkpoint
+	CheckpointAge  time.Duration // since it was signed
+}
+
+// Stats returns current figures for /metrics.
+func (g *Gateway) Stats() Stats {
+	cp, at := g.cfg.Ledger.Signed()
+	return Stats{
+		LedgerSize: g.cfg.Ledger.Size(), Appends: g.appends.Load(), AppendTime: time.Duration(g.appendNanos.Load()),
+		CheckpointSize: cp.Size, CheckpointAge: time.Since(at),
+	}
 }

@@ -82,6 +82,7 @@ type Ledger struct {
 	signMu   sync.Mutex   // serialises signing
 	signed   Checkpoint   // latest signed checkpoint
 	signedCP []byte
+	signedAt time.Time // when this process signed it, or opened the ledger
 }
 
 // Open opens or creates the ledger in opts.Dir. A second Open of the same
@@ -227,6 +228,7 @@ func (l *Ledger) load() error {
 			}
 			l.signed, l.signedCP = cp, signed
 		}
+		l.signedAt = time.Now()
 		return nil
 	})
 }
@@ -319,8 +321,16 @@ func (l *Ledger) Checkpoint() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: store checkpoint: %w", err)
 	}
-	l.signed, l.signedCP = head, signed
+	l.signed, l.signedCP, l.signedAt = head, signed, time.Now()
 	return signed, nil
+}
+
+// Signed returns the latest signed checkpoint and when it was signed (for a
+// checkpoint signed before this process opened the ledger: the open time).
+func (l *Ledger) Signed() (Checkpoint, time.Time) {
+	l.signMu.Lock()
+	defer l.signMu.Unlock()
+	return l.signed, l.signedAt
 }
 
 // Get returns the entry at seq.
