@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // clientFlags are the flags every API client command shares.
@@ -322,5 +323,34 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *verify {
 		return verifyBundle(*out, vkey, false, stdout)
 	}
+	return nil
+}
+
+// runHealth asks a gateway's /readyz; for container health checks, where
+// there is no curl.
+func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	server := fs.String("server", envOr("TONGBAN_SERVER", "http://127.0.0.1:8080"), "gateway URL")
+	if pos, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError("health takes no arguments")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(*server, "/")+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready: %s %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	fmt.Fprintln(stdout, "ready")
 	return nil
 }
