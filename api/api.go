@@ -33,11 +33,12 @@ type Config struct {
 }
 
 type server struct {
-	cfg     Config
-	g       *gateway.Gateway
-	creds   []credential
-	log     *slog.Logger
-	metrics *metrics
+	cfg       Config
+	g         *gateway.Gateway
+	creds     []credential
+	log       *slog.Logger
+	metrics   *metrics
+	idemLocks keyLocks
 }
 
 // New returns the HTTP handler.
@@ -74,32 +75,33 @@ func New(cfg Config) (http.Handler, error) {
 type route struct {
 	method, path string
 	auth         bool // needs a bearer token
+	idempotent   bool // honours Idempotency-Key
 	summary      string
 	handler      gin.HandlerFunc
 }
 
 func (s *server) table() []route {
 	return []route{
-		{"GET", "/v1/catalog", false, "service items and their materials", s.catalog},
-		{"POST", "/v1/packets", true, "submit a packet (multipart: manifest, then files)", s.submit},
-		{"GET", "/v1/packets", true, "list the caller's inbox or outbox", s.list},
-		{"GET", "/v1/packets/:id", true, "one packet with its materials and history", s.get},
-		{"GET", "/v1/packets/:id/materials/:kind", true, "download one verified material", s.material},
-		{"GET", "/v1/packets/:id/bundle", true, "download the packet with its ledger evidence (zip)", s.bundle},
-		{"POST", "/v1/packets/:id/actions", true, "receive, return, approve, reject or deliver", s.act},
-		{"POST", "/v1/packets/:id/supplements", true, "supplement a packet after a correction request", s.supplement},
-		{"POST", "/v1/packets/:id/license", true, "upload the issued licence", s.license},
-		{"GET", "/v1/ledger/key", false, "the log's note verifier key", s.ledgerKey},
-		{"GET", "/v1/ledger/checkpoint", false, "a signed checkpoint covering every acknowledged entry", s.checkpoint},
-		{"GET", "/v1/ledger/entries/:seq", true, "one ledger entry", s.entry},
-		{"GET", "/v1/ledger/entries", true, "ledger entries of a packet, or a range", s.entries},
-		{"GET", "/v1/ledger/proofs/inclusion", true, "inclusion proof of an entry", s.inclusion},
-		{"GET", "/v1/ledger/proofs/consistency", true, "consistency proof between two tree sizes", s.consistency},
-		{"POST", "/v1/ledger/verify", true, "full ledger verification", s.verify},
-		{"GET", "/healthz", false, "liveness", s.healthz},
-		{"GET", "/readyz", false, "readiness: storage and ledger available", s.readyz},
-		{"GET", "/metrics", false, "Prometheus metrics", s.metricsHandler},
-		{"GET", "/openapi.json", false, "this API's OpenAPI 3 document", s.openapi},
+		{"GET", "/v1/catalog", false, false, "service items and their materials", s.catalog},
+		{"POST", "/v1/packets", true, true, "submit a packet (multipart: manifest, then files)", s.submit},
+		{"GET", "/v1/packets", true, false, "list the caller's inbox or outbox", s.list},
+		{"GET", "/v1/packets/:id", true, false, "one packet with its materials and history", s.get},
+		{"GET", "/v1/packets/:id/materials/:kind", true, false, "download one verified material", s.material},
+		{"GET", "/v1/packets/:id/bundle", true, false, "download the packet with its ledger evidence (zip)", s.bundle},
+		{"POST", "/v1/packets/:id/actions", true, true, "receive, return, approve, reject or deliver", s.act},
+		{"POST", "/v1/packets/:id/supplements", true, true, "supplement a packet after a correction request", s.supplement},
+		{"POST", "/v1/packets/:id/license", true, false, "upload the issued licence", s.license},
+		{"GET", "/v1/ledger/key", false, false, "the log's note verifier key", s.ledgerKey},
+		{"GET", "/v1/ledger/checkpoint", false, false, "a signed checkpoint covering every acknowledged entry", s.checkpoint},
+		{"GET", "/v1/ledger/entries/:seq", true, false, "one ledger entry", s.entry},
+		{"GET", "/v1/ledger/entries", true, false, "ledger entries of a packet, or a range", s.entries},
+		{"GET", "/v1/ledger/proofs/inclusion", true, false, "inclusion proof of an entry", s.inclusion},
+		{"GET", "/v1/ledger/proofs/consistency", true, false, "consistency proof between two tree sizes", s.consistency},
+		{"POST", "/v1/ledger/verify", true, false, "full ledger verification", s.verify},
+		{"GET", "/healthz", false, false, "liveness", s.healthz},
+		{"GET", "/readyz", false, false, "readiness: storage and ledger available", s.readyz},
+		{"GET", "/metrics", false, false, "Prometheus metrics", s.metricsHandler},
+		{"GET", "/openapi.json", false, false, "this API's OpenAPI 3 document", s.openapi},
 	}
 }
 
@@ -108,6 +110,9 @@ func (s *server) routes(r *gin.Engine) {
 		hs := []gin.HandlerFunc{s.count(rt.path)}
 		if rt.auth {
 			hs = append(hs, requireAuth)
+		}
+		if rt.idempotent {
+			hs = append(hs, s.idempotent)
 		}
 		r.Handle(rt.method, rt.path, append(hs, rt.handler)...)
 	}

@@ -165,7 +165,7 @@ func (g *Gateway) rebuild(ctx context.Context) error {
 			return err
 		}
 		views[rec.Packet] = p
-		return nil
+		return g.rememberFromEntry(rec)
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: rebuild views: %w", err)
@@ -255,6 +255,10 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 	if p != nil {
 		b = withPacketPrev(b, p.LastSeq)
 	}
+	idem := idemFor(ctx)
+	if idem != nil {
+		b = withIdem(b, idemPayload{Key: idem.Scope, Body: idem.fingerprint()})
+	}
 	start := time.Now()
 	rec, err := g.cfg.Ledger.Append(ctx, ledger.Entry{
 		Type: typ, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: b,
@@ -262,7 +266,9 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 	g.appends.Add(1)
 	g.appendNanos.Add(int64(time.Since(start)))
 	if err != nil {
-		return nil, nil, fmt.Errorf("gateway: ledger append: %w", err)
+		// The ledger refused or failed to make the entry durable: nothing
+		// was recorded, and the client may retry.
+		return nil, nil, fmt.Errorf("%w: ledger append: %w", ErrUnavailable, err)
 	}
 	next, err := apply(p, rec, func(string) map[string]string { return names })
 	if err != nil {
@@ -271,6 +277,12 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 	if err := g.state.put(next); err != nil {
 		// The entry is durable; the view is rebuilt from it on restart.
 		g.log.Error("packet view not updated", "packet", packet, "seq", rec.Seq, "err", err)
+	}
+	if idem != nil {
+		if err := g.rememberFromEntry(rec); err != nil {
+			// Also durable in the entry: restored on the next rebuild.
+			g.log.Error("idempotency record not stored", "packet", packet, "seq", rec.Seq, "err", err)
+		}
 	}
 	return next, rec, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,7 +100,7 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reade
 		return nil, fmt.Errorf("%w: only submitters send packets", ErrForbidden)
 	}
 	var in manifestInput
-	if err := g.readManifestPart(mr, &in); err != nil {
+	if err := g.readManifestPart(ctx, mr, &in); err != nil {
 		return nil, err
 	}
 	item, want, app, err := g.checkManifest(who, &in)
@@ -141,7 +143,7 @@ func digestsOf(refs []MaterialRef) []materialDigest {
 }
 
 // readManifestPart reads the first part, which must be the manifest.
-func (g *Gateway) readManifestPart(mr *multipart.Reader, into any) error {
+func (g *Gateway) readManifestPart(ctx context.Context, mr *multipart.Reader, into any) error {
 	part, err := mr.NextPart()
 	if err == io.EOF {
 		return fieldError(ErrMalformed, "manifest", "the body has no parts; the manifest part comes first")
@@ -160,6 +162,7 @@ func (g *Gateway) readManifestPart(mr *multipart.Reader, into any) error {
 	if int64(len(b)) > g.cfg.Limits.MaxManifestBytes {
 		return fieldError(ErrTooLarge, "manifest", "larger than %d bytes", g.cfg.Limits.MaxManifestBytes)
 	}
+	notePart(ctx, part.FormName(), part.FileName(), hexSHA256(b))
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(into); err != nil {
 		return fieldError(ErrMalformed, "manifest", "not valid JSON of the expected shape: %v", err)
@@ -310,6 +313,7 @@ func (g *Gateway) receiveFiles(ctx context.Context, mr *multipart.Reader, want m
 		if err != nil {
 			return nil, err
 		}
+		notePart(ctx, kind, part.FileName(), ref.SHA256)
 		ref.Filename = w.filename
 		got[kind] = ref
 	}
@@ -325,7 +329,8 @@ func (g *Gateway) receiveFiles(ctx context.Context, mr *multipart.Reader, want m
 // (and, for an OFD, by walking the ZIP as it passes), its size and its
 // declared digest. field names the material in errors.
 func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat *Material, declared string) (MaterialRef, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	cr := &clientReader{r: r}
+	br := bufio.NewReaderSize(cr, 64<<10)
 	head, err := br.Peek(512)
 	if len(head) == 0 {
 		if err != nil && err != io.EOF {
@@ -351,8 +356,14 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
 	}
 	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared})
-	if err == nil && ofd != nil {
+	if ofd != nil && (err == nil || errors.Is(err, ErrNotOFD) || errors.Is(err, ErrZipBomb)) {
+		// The checker's verdict as it is, not as wrapped by the store.
 		err = ofd.Close()
+	}
+	if err != nil && cr.err != nil {
+		// The client's body broke off or exceeded the upload cap
+		// (*http.MaxBytesError, 413): not a fault of the gateway.
+		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, cr.err)
 	}
 	switch {
 	case err == nil:
@@ -369,6 +380,21 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 		return MaterialRef{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return MaterialRef{}, fmt.Errorf("gateway: storing %s: %w", field, err)
+}
+
+// clientReader remembers the first error, other than io.EOF, of reading
+// a client's file part, so that a broken request is told from a failing store.
+type clientReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c *clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // storeManifest stores a manifest and returns its digest.
@@ -473,6 +499,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 		if err != nil || int64(len(b)) > g.cfg.Limits.MaxManifestBytes {
 			return nil, nil, fieldError(ErrTooLarge, "manifest", "unreadable or larger than %d bytes", g.cfg.Limits.MaxManifestBytes)
 		}
+		notePart(ctx, part.FormName(), part.FileName(), hexSHA256(b))
 		if err := json.Unmarshal(b, &in); err != nil {
 			return nil, nil, fieldError(ErrMalformed, "manifest", "not valid JSON of the expected shape: %v", err)
 		}
@@ -522,6 +549,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 		if err != nil {
 			return nil, nil, err
 		}
+		notePart(ctx, kind, part.FileName(), ref.SHA256)
 		ref.Filename = name
 		refs[kind] = ref
 		order = append(order, kind)
@@ -571,6 +599,7 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr
 	if err != nil {
 		return nil, err
 	}
+	notePart(ctx, "license", part.FileName(), ref.SHA256)
 	if _, err := mr.NextPart(); err != io.EOF {
 		return nil, fieldError(ErrInvalid, "license", "only one part, the licence, is expected")
 	}
@@ -579,4 +608,9 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr
 		return nil, err
 	}
 	return next.withOverdue(g.cfg.Now()), nil
+}
+
+func hexSHA256(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

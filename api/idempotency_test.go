@@ -1,0 +1,134 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+
+	"tongban/api/apitest"
+)
+
+// post sends a body with an Idempotency-Key and returns status, body and
+// whether the answer was a replay.
+func post(t *testing.T, e *apitest.Env, path, who, key string, body []byte, ct string) (int, []byte, bool) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("Authorization", "Bearer "+e.Tokens[who])
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header.Get("Idempotency-Replayed") == "true"
+}
+
+func idOf(t *testing.T, b []byte) string {
+	var p struct{ ID string }
+	if err := json.Unmarshal(b, &p); err != nil || p.ID == "" {
+		t.Fatalf("no id in %s", b)
+	}
+	return p.ID
+}
+
+func TestIdempotentSubmit(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	const who = "jiashan-window:submitter"
+	m, files := apitest.CompanySetup()
+	first, ct := apitest.Multipart(apitest.SubmissionParts(m, files))
+	code, body, replayed := post(t, e, "/v1/packets", who, "key-1", first.Bytes(), ct)
+	if code != 201 || replayed {
+		t.Fatalf("first: %d %s", code, body)
+	}
+	id, size := idOf(t, body), e.Ledger.Size()
+
+	// The retry is encoded afresh, with another boundary: same request.
+	again, ct2 := apitest.Multipart(apitest.SubmissionParts(m, files))
+	code, body, replayed = post(t, e, "/v1/packets", who, "key-1", again.Bytes(), ct2)
+	if code != 201 || !replayed || idOf(t, body) != id {
+		t.Fatalf("retry: %d replayed=%v %s", code, replayed, body)
+	}
+	if e.Ledger.Size() != size {
+		t.Fatalf("the retry appended %d entries", e.Ledger.Size()-size)
+	}
+
+	// Same key, different request: refused, nothing recorded.
+	files[0].Data = apitest.PDF(999)
+	m.Materials[0].SHA256 = apitest.SHA256(files[0].Data)
+	other, ct3 := apitest.Multipart(apitest.SubmissionParts(m, files))
+	code, body, _ = post(t, e, "/v1/packets", who, "key-1", other.Bytes(), ct3)
+	if code != 422 || e.Ledger.Size() != size {
+		t.Fatalf("same key, other body: %d %s (ledger +%d)", code, body, e.Ledger.Size()-size)
+	}
+
+	// The key is the submitter's own: another principal may use the same string.
+	code, body, replayed = post(t, e, "/v1/packets", "wujiang-window:submitter", "key-1", other.Bytes(), ct3)
+	if code != 201 || replayed || idOf(t, body) == id {
+		t.Fatalf("another principal's key: %d replayed=%v", code, replayed)
+	}
+}
+
+// TestIdempotentRetryRacesOriginal sends the same keyed request eight times
+// at once: one packet, one entry, eight identical answers.
+func TestIdempotentRetryRacesOriginal(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	m, files := apitest.CompanySetup()
+	size := e.Ledger.Size()
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	codes := make([]int, 8)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, ct := apitest.Multipart(apitest.SubmissionParts(m, files))
+			var b []byte
+			codes[i], b, _ = post(t, e, "/v1/packets", "jiashan-window:submitter", "race", body.Bytes(), ct)
+			var p struct{ ID string }
+			json.Unmarshal(b, &p)
+			ids[i] = p.ID
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		if codes[i] != 201 || ids[i] != ids[0] || ids[i] == "" {
+			t.Fatalf("answers %v, ids %v", codes, ids)
+		}
+	}
+	if got := e.Ledger.Size() - size; got != 1 {
+		t.Fatalf("%d entries for one keyed request", got)
+	}
+}
+
+func TestIdempotentActions(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	m, files := apitest.CompanySetup()
+	id := e.MustSubmit("jiashan-window:submitter", m, files)
+	const dest = "qingpu-amr:reviewer"
+	path := "/v1/packets/" + id + "/actions"
+	code, body, _ := post(t, e, path, dest, "recv-1", []byte(`{"action":"receive"}`), "application/json")
+	if code != 200 {
+		t.Fatalf("receive: %d %s", code, body)
+	}
+	size := e.Ledger.Size()
+	// A retry spelled differently but meaning the same is a replay, not a 409.
+	code, body, replayed := post(t, e, path, dest, "recv-1", []byte("{ \"action\" : \"receive\" }"), "application/json")
+	if code != 200 || !replayed || e.Ledger.Size() != size {
+		t.Fatalf("retried receive: %d replayed=%v %s", code, replayed, body)
+	}
+	code, _, _ = post(t, e, path, dest, "recv-1", []byte(`{"action":"approve"}`), "application/json")
+	if code != 422 || e.Ledger.Size() != size {
+		t.Fatalf("key reused for another action: %d", code)
+	}
+	// Without a key a second receive is the usual conflict.
+	if code, _, _ = post(t, e, path, dest, "", []byte(`{"action":"receive"}`), "application/json"); code != 409 {
+		t.Fatalf("unkeyed second receive: %d", code)
+	}
+}

@@ -1,0 +1,191 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"mime/multipart"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"tongban/ledger"
+)
+
+// IdempotencyTTL is how long an Idempotency-Key is remembered.
+const IdempotencyTTL = 24 * time.Hour
+
+// Idempotency describes a request made under an Idempotency-Key. Scope is
+// a digest of the key and who sent it where. The request's fingerprint is
+// what a retry must match: for a JSON body, the digest of its canonical
+// form (JSON); for a multipart body, the digest of each part's form name,
+// file name and content digest, in order, as the gateway reads them (so a
+// client may pick a new boundary when it retries).
+//
+// The request's workflow entry carries scope and fingerprint in its payload
+// ("idem"), so the ledger itself says which keys were used: a retry after a
+// crash that came between the append and the answer is still recognised.
+type Idempotency struct {
+	Scope string
+	JSON  []byte // canonical JSON body; nil for multipart requests
+	parts hash.Hash
+	used  bool
+}
+
+// fingerprint returns the request's fingerprint.
+func (i *Idempotency) fingerprint() string {
+	if i.JSON != nil {
+		s := sha256.Sum256(i.JSON)
+		return hex.EncodeToString(s[:])
+	}
+	if i.parts == nil {
+		i.parts = sha256.New()
+	}
+	return hex.EncodeToString(i.parts.Sum(nil))
+}
+
+// notePart adds one multipart part to the request's fingerprint, if the
+// request is idempotent.
+func notePart(ctx context.Context, name, filename, sum string) {
+	idem, _ := ctx.Value(idemCtxKey{}).(*Idempotency)
+	if idem == nil || idem.JSON != nil {
+		return
+	}
+	if idem.parts == nil {
+		idem.parts = sha256.New()
+	}
+	fmt.Fprintf(idem.parts, "%q %q %s\n", name, filename, sum)
+}
+
+// FingerprintMultipart reads a multipart body and returns its fingerprint
+// as Idempotency computes it, for comparing a retry with its original.
+func FingerprintMultipart(mr *multipart.Reader) (string, error) {
+	idem := &Idempotency{parts: sha256.New()}
+	ctx := WithIdempotency(context.Background(), idem)
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return idem.fingerprint(), nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, part)
+		part.Close()
+		if err != nil {
+			return "", fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+		}
+		notePart(ctx, part.FormName(), part.FileName(), hex.EncodeToString(h.Sum(nil)))
+	}
+}
+
+// CanonicalJSON re-encodes a JSON body with sorted keys and no spacing,
+// so that equivalent retries fingerprint alike.
+func CanonicalJSON(body []byte) ([]byte, error) {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+type idemCtxKey struct{}
+
+// WithIdempotency marks ctx's request as made under an idempotency key.
+func WithIdempotency(ctx context.Context, idem *Idempotency) context.Context {
+	return context.WithValue(ctx, idemCtxKey{}, idem)
+}
+
+// Replay is the remembered outcome of an idempotent request.
+type Replay struct {
+	Fingerprint string    `json:"fingerprint"`
+	Packet      string    `json:"packet"`
+	Seq         int64     `json:"seq"`
+	Status      int       `json:"status"` // the HTTP status it was answered with
+	Time        time.Time `json:"time"`
+}
+
+type idemPayload struct {
+	Key  string `json:"key"`
+	Body string `json:"body"`
+}
+
+// Remembered returns the outcome of an earlier request with the same scope.
+func (g *Gateway) Remembered(scope string) (*Replay, bool) {
+	var r Replay
+	err := g.state.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(append([]byte{'i'}, scope...))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &r) })
+	})
+	return &r, err == nil
+}
+
+// ReplayView returns the packet a remembered request made or acted on, as
+// it is now; authorisation is checked as for Get.
+func (g *Gateway) ReplayView(ctx context.Context, who Principal, r *Replay) (*Packet, error) {
+	return g.Get(ctx, who, r.Packet)
+}
+
+// idemFor takes the request's idempotency description from ctx, once.
+func idemFor(ctx context.Context) *Idempotency {
+	idem, _ := ctx.Value(idemCtxKey{}).(*Idempotency)
+	if idem == nil || idem.used || idem.Scope == "" {
+		return nil
+	}
+	idem.used = true
+	return idem
+}
+
+// withIdem adds "idem" to a payload object.
+func withIdem(payload []byte, p idemPayload) []byte {
+	b, _ := json.Marshal(p)
+	head := append([]byte(`{"idem":`), b...)
+	if len(payload) > 2 {
+		head = append(head, ',')
+	}
+	return append(head, payload[1:]...)
+}
+
+// remember stores the outcome of an idempotent request, durably, before it
+// is answered.
+func (g *Gateway) remember(scope string, r Replay) error {
+	b, _ := json.Marshal(r)
+	ttl := time.Until(r.Time.Add(IdempotencyTTL))
+	if ttl <= 0 {
+		return nil
+	}
+	err := g.state.db.Update(func(txn *badger.Txn) error {
+		return txn.SetEntry(badger.NewEntry(append([]byte{'i'}, scope...), b).WithTTL(ttl))
+	})
+	if err == nil {
+		err = g.state.db.Sync()
+	}
+	return err
+}
+
+// rememberFromEntry restores an idempotency record from a ledger entry
+// during a rebuild.
+func (g *Gateway) rememberFromEntry(rec *ledger.Record) error {
+	var pl struct {
+		Idem *idemPayload `json:"idem"`
+	}
+	if json.Unmarshal(rec.Payload, &pl) != nil || pl.Idem == nil {
+		return nil
+	}
+	status := 200
+	if rec.Type == EntrySubmitted {
+		status = 201
+	}
+	return g.remember(pl.Idem.Key, Replay{Fingerprint: pl.Idem.Body, Packet: rec.Packet, Seq: rec.Seq, Status: status, Time: rec.Time})
+}
+
+// ErrIdempotencyMismatch is a key reused with another body (422).
+var ErrIdempotencyMismatch = fmt.Errorf("%w: Idempotency-Key already used with a different request body", ErrInvalid)
