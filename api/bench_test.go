@@ -1,0 +1,338 @@
+package api_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"tongban/api/apitest"
+	"tongban/gateway"
+	"tongban/storage/s3"
+	"tongban/storage/s3test"
+)
+
+// The benchmarks' packet: a catalogue item with one material large enough
+// for the uploads measured here.
+const (
+	benchItem     = "BENCH"
+	benchKind     = "scan"
+	benchMaxBytes = 2 << 30
+	benchOrigin   = "jiashan-window:submitter"
+	largeSize     = 256 << 20
+	smallSize     = 200 << 10
+)
+
+// benchCatalog is the built-in catalogue plus BENCH: one required PDF of up
+// to 2 GiB, for an enterprise, sent to Qingpu's market-regulation bureau.
+func benchCatalog() *gateway.Catalog {
+	c := gateway.DefaultCatalog()
+	c.Items = append(c.Items, gateway.Item{
+		Code: benchItem, Name: "基准测试", NameEN: "Benchmark", Category: gateway.CategoryEnterprise,
+		Destinations: []string{"qingpu-amr"},
+		Materials: []gateway.Material{{Kind: benchKind, Name: "扫描件", NameEN: "Scan", Required: true,
+			Types: []string{gateway.TypePDF}, MaxBytes: benchMaxBytes}},
+	})
+	return c
+}
+
+// benchEnv starts a gateway storing on a new bucket of srv.
+func benchEnv(tb testing.TB, srv *s3test.Server) *apitest.Env {
+	tb.Helper()
+	st, err := s3.Open(context.Background(), s3.Config{Endpoint: srv.Endpoint, AccessKey: srv.AccessKey,
+		SecretKey: srv.SecretKey, Secure: srv.Secure, Region: srv.Region, Bucket: srv.NewBucket(tb)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return apitest.New(tb, apitest.Options{Store: st, Catalog: benchCatalog(), MaxUploadBytes: benchMaxBytes + 1<<20})
+}
+
+// pdfBlock is the random MiB that generated files repeat.
+var pdfBlock = func() []byte {
+	b := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{'t', 'o', 'n', 'g', 'b', 'a', 'n'}).Read(b)
+	return b
+}()
+
+// pdfStream is a PDF-looking file of n bytes, generated as it is read:
+// "%PDF-1.7\n", then copies of pdfBlock, each MiB stamped with the seed and
+// its offset, so that every stream, and every MiB of it, is distinct (the
+// store deduplicates, which would make a repeated upload free). It keeps
+// one MiB in memory whatever n, so the client side streams.
+type pdfStream struct {
+	seed   uint64
+	n, off int64
+	cur    []byte
+}
+
+func newPDFStream(seed uint64, n int64) *pdfStream {
+	return &pdfStream{seed: seed, n: n, cur: make([]byte, len(pdfBlock))}
+}
+
+func (r *pdfStream) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, io.EOF
+	}
+	i := int(r.off % int64(len(r.cur)))
+	if i == 0 {
+		copy(r.cur, pdfBlock)
+		binary.LittleEndian.PutUint64(r.cur[16:], r.seed)
+		binary.LittleEndian.PutUint64(r.cur[24:], uint64(r.off))
+		if r.off == 0 {
+			copy(r.cur, "%PDF-1.7\n")
+		}
+	}
+	n := copy(p[:min(int64(len(p)), r.n-r.off)], r.cur[i:])
+	r.off += int64(n)
+	return n, nil
+}
+
+// WriteTo hands out whole MiB blocks, so that io.Copy writes in large pieces.
+func (r *pdfStream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	buf := make([]byte, len(r.cur))
+	for {
+		n, err := r.Read(buf)
+		if err == io.EOF {
+			return total, nil
+		}
+		m, err := w.Write(buf[:n])
+		total += int64(m)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// benchFile is one file of a streamed packet.
+type benchFile struct {
+	kind, filename string
+	body           io.Reader
+}
+
+// streamSubmit posts a packet whose body is written as it is sent: a
+// multipart.Writer on an io.Pipe, fed by a goroutine. It returns the
+// created packet.
+func streamSubmit(tb testing.TB, e *apitest.Env, item, dest string, applicant map[string]any, files []benchFile) packetResp {
+	tb.Helper()
+	m := apitest.Manifest{Item: item, Destination: dest, Applicant: applicant}
+	for _, f := range files {
+		m.Materials = append(m.Materials, apitest.MaterialSpec{Kind: f.kind, Filename: f.filename})
+	}
+	mj, err := json.Marshal(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		pw.CloseWithError(func() error {
+			h := textproto.MIMEHeader{}
+			h.Set("Content-Disposition", `form-data; name="manifest"`)
+			h.Set("Content-Type", "application/json")
+			w, err := mw.CreatePart(h)
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(mj); err != nil {
+				return err
+			}
+			for _, f := range files {
+				w, err := mw.CreateFormFile(f.kind, f.filename)
+				if err != nil {
+					return err
+				}
+				if _, err := io.Copy(w, f.body); err != nil {
+					return err
+				}
+			}
+			return mw.Close()
+		}())
+	}()
+	req, err := http.NewRequest("POST", e.URL+"/v1/packets", pr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+e.Tokens[benchOrigin])
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	pr.CloseWithError(io.ErrClosedPipe) // stop the writer if the server answered early
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		tb.Fatalf("submit: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	var p packetResp
+	if err := json.Unmarshal(body, &p); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+var benchEnterprise = map[string]any{"type": "enterprise", "name": "上海青嘉贸易有限公司", "id": "91310118MA1G00011T"}
+
+// submitLarge uploads one BENCH packet of size bytes generated from seed,
+// deletes what it stored (outside the timer when b is a benchmark) and
+// returns the material's recorded digest.
+func submitLarge(tb testing.TB, e *apitest.Env, seed uint64, size int64, src io.Reader) string {
+	tb.Helper()
+	if src == nil {
+		src = newPDFStream(seed, size)
+	}
+	p := streamSubmit(tb, e, benchItem, "qingpu-amr", benchEnterprise,
+		[]benchFile{{benchKind, fmt.Sprintf("scan-%d.pdf", seed), src}})
+	if len(p.Materials) != 1 || p.Materials[0].Size != size || p.Materials[0].ContentType != gateway.TypePDF {
+		tb.Fatalf("packet stored as %+v", p.Materials)
+	}
+	return p.Materials[0].SHA256
+}
+
+// BenchmarkSubmit measures submissions through the HTTP API to S3
+// (VersityGW), all sub-benchmarks on one server, each on its own bucket:
+//
+//   - large: one 256 MiB material, streamed by the client;
+//   - raw-s3: the same bytes put by plain minio-go (unknown length, 16 MiB
+//     parts, as the S3 driver uses), the bound for large;
+//   - small: packets of 4 files of 200 KiB, in packets/s.
+func BenchmarkSubmit(b *testing.B) {
+	srv := s3test.Start(b)
+	ctx := context.Background()
+	b.Run("large", func(b *testing.B) {
+		e := benchEnv(b, srv)
+		b.SetBytes(largeSize)
+		var seed uint64
+		for b.Loop() {
+			seed++
+			sum := submitLarge(b, e, seed, largeSize, nil)
+			b.StopTimer()
+			e.Store.Delete(ctx, sum)
+			b.StartTimer()
+		}
+	})
+	b.Run("raw-s3", func(b *testing.B) {
+		c, bucket := srv.Client(), srv.NewBucket(b)
+		opts := minio.PutObjectOptions{PartSize: s3.DefaultPartSize, ContentType: "application/pdf"}
+		b.SetBytes(largeSize)
+		var seed uint64
+		for b.Loop() {
+			seed++
+			key := fmt.Sprint("raw/", seed)
+			if _, err := c.PutObject(ctx, bucket, key, newPDFStream(seed, largeSize), -1, opts); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			c.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
+			b.StartTimer()
+		}
+	})
+	b.Run("small", func(b *testing.B) {
+		e := benchEnv(b, srv)
+		kinds := []string{"consent_form", "applicant_id", "application_form", "investor_undertaking"}
+		var seed uint64
+		for b.Loop() {
+			files := make([]benchFile, len(kinds))
+			for i, k := range kinds {
+				seed++
+				files[i] = benchFile{k, k + ".pdf", newPDFStream(seed, smallSize)}
+			}
+			p := streamSubmit(b, e, "ENT-DEREG-S", "qingpu-amr", benchEnterprise, files)
+			if len(p.Materials) != len(kinds) {
+				b.Fatalf("packet stored as %+v", p.Materials)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+	})
+}
+
+// heapGrowth runs f and returns by how much the heap (HeapAlloc: live and
+// not yet collected objects) grew above its level before f, at its peak,
+// sampled every millisecond. It reads runtime/metrics, which gives
+// MemStats.HeapAlloc without stopping the world, so sampling this often
+// does not slow the upload it watches.
+func heapGrowth(f func()) uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+	runtime.GC()
+	runtime.GC() // and the sync.Pool victim caches: pooled part buffers count as growth
+	base := read()
+	var peak atomic.Uint64
+	peak.Store(base)
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			if v := read(); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	f()
+	close(done)
+	<-sampled
+	return max(peak.Load(), read()) - base
+}
+
+// BenchmarkSubmitMemory reports the peak heap growth while one 1 GiB
+// material goes through the HTTP API to S3. Client and server share the
+// process, so the figure covers both.
+func BenchmarkSubmitMemory(b *testing.B) {
+	const size = 1 << 30
+	e := benchEnv(b, s3test.Start(b))
+	ctx := context.Background()
+	b.SetBytes(size)
+	var peak uint64
+	var seed uint64
+	for b.Loop() {
+		seed++
+		var sum string
+		peak = max(peak, heapGrowth(func() { sum = submitLarge(b, e, seed, size, nil) }))
+		b.StopTimer()
+		e.Store.Delete(ctx, sum)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-growth-MiB")
+}
+
+// TestSubmitMemoryBounded guards streaming: a 256 MiB upload through the
+// API to S3 must not grow the heap (client and server together) by more
+// than 128 MiB. The digest recorded must be that of the bytes sent.
+func TestSubmitMemoryBounded(t *testing.T) {
+	const size, limit = 256 << 20, 128 << 20
+	e := benchEnv(t, s3test.Start(t))
+	h := sha256.New()
+	src := io.TeeReader(newPDFStream(1, size), h)
+	var sum string
+	growth := heapGrowth(func() { sum = submitLarge(t, e, 1, size, src) })
+	t.Logf("peak heap growth during a %d MiB upload: %.1f MiB", size>>20, float64(growth)/(1<<20))
+	if want := hex.EncodeToString(h.Sum(nil)); sum != want {
+		t.Fatalf("stored sha256 %s, sent %s", sum, want)
+	}
+	if growth > limit {
+		t.Fatalf("the heap grew by %.1f MiB during a %d MiB upload, want under %d MiB", float64(growth)/(1<<20), size>>20, limit>>20)
+	}
+}
