@@ -6,7 +6,6 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
 
 	"tongban/gateway"
 )
@@ -27,9 +27,17 @@ type Config struct {
 	MaxUploadBytes int64
 	// MaxJSONBytes caps other request bodies (default 64 KiB).
 	MaxJSONBytes int64
-	// Ready reports whether storage and the ledger can serve (for /readyz).
-	Ready  func(ctx context.Context) error
-	Logger *slog.Logger
+	// RateLimit is the requests per second each principal (or anonymous
+	// client address) may make, with bursts of RateBurst; 0 means no limit.
+	RateLimit float64
+	RateBurst int
+	// IdleTimeout cuts off a client that sends or reads nothing for this
+	// long in the middle of a request (default 1 minute; negative: never).
+	IdleTimeout time.Duration
+	// ClientCerts maps the common name of a verified TLS client certificate
+	// to the principal it authenticates (see the serve command's --client-ca).
+	ClientCerts map[string]gateway.Principal
+	Logger      *slog.Logger
 }
 
 type server struct {
@@ -39,6 +47,7 @@ type server struct {
 	log       *slog.Logger
 	metrics   *metrics
 	idemLocks keyLocks
+	limits    limiters
 }
 
 // New returns the HTTP handler.
@@ -56,12 +65,19 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.MaxJSONBytes <= 0 {
 		cfg.MaxJSONBytes = 64 << 10
 	}
-	s := &server{cfg: cfg, g: cfg.Gateway, creds: creds, log: cfg.Logger, metrics: newMetrics()}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = time.Minute
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = max(1, int(2*cfg.RateLimit))
+	}
+	s := &server{cfg: cfg, g: cfg.Gateway, creds: creds, log: cfg.Logger, metrics: newMetrics(),
+		limits: limiters{rate: rate.Limit(cfg.RateLimit), burst: cfg.RateBurst}}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.recover, s.logRequests, s.authn)
+	r.Use(s.requestID, s.recover, s.logRequests, s.slowClients, s.authn, s.rateLimit)
 	r.NoRoute(func(c *gin.Context) { failCode(c, http.StatusNotFound, "not_found", "no such route", nil) })
 	r.NoMethod(func(c *gin.Context) {
 		failCode(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route", nil)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -22,6 +23,8 @@ type Credential struct {
 	Agency      string `json:"agency"`
 	Role        string `json:"role"`
 	TokenSHA256 string `json:"token_sha256"` // lowercase hex
+	// Expires, if set, is when the token stops working.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // NewToken returns a fresh random bearer token and its SHA-256 as stored.
@@ -39,8 +42,9 @@ func HashToken(token string) string {
 }
 
 type credential struct {
-	sum [32]byte
-	who gateway.Principal
+	sum     [32]byte
+	who     gateway.Principal
+	expires time.Time
 }
 
 func parseCredentials(creds []Credential) ([]credential, error) {
@@ -53,6 +57,7 @@ func parseCredentials(creds []Credential) ([]credential, error) {
 		var x credential
 		copy(x.sum[:], b)
 		x.who = gateway.Principal{Agency: c.Agency, Role: c.Role}
+		x.expires = c.Expires
 		out = append(out, x)
 	}
 	return out, nil
@@ -64,28 +69,59 @@ var errNoToken = errors.New("no bearer token")
 // stored hash is compared in constant time, so timing says nothing about
 // which token came close.
 func (s *server) authenticate(r *http.Request) (gateway.Principal, error) {
+	cert, hasCert, err := s.certPrincipal(r)
+	if err != nil {
+		return gateway.Principal{}, err
+	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
+		if hasCert {
+			return cert, nil
+		}
 		return gateway.Principal{}, errNoToken
 	}
+	tok, err := s.tokenPrincipal(h)
+	if err == nil && hasCert && tok != cert {
+		return gateway.Principal{}, errors.New("the bearer token and the client certificate name different principals")
+	}
+	return tok, err
+}
+
+// certPrincipal maps a verified TLS client certificate to its principal.
+func (s *server) certPrincipal(r *http.Request) (gateway.Principal, bool, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return gateway.Principal{}, false, nil
+	}
+	cn := r.TLS.VerifiedChains[0][0].Subject.CommonName
+	p, ok := s.cfg.ClientCerts[cn]
+	if !ok {
+		return gateway.Principal{}, false, fmt.Errorf("client certificate %q is not mapped to an agency", cn)
+	}
+	return p, true, nil
+}
+
+func (s *server) tokenPrincipal(h string) (gateway.Principal, error) {
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
 		return gateway.Principal{}, errors.New("the Authorization header must be \"Bearer <token>\"")
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	var found gateway.Principal
+	var found credential
 	match := 0
 	for _, c := range s.creds {
 		eq := subtle.ConstantTimeCompare(sum[:], c.sum[:])
 		if eq == 1 {
-			found = c.who
+			found = c
 		}
 		match |= eq
 	}
 	if match == 0 {
 		return gateway.Principal{}, errors.New("unknown or revoked token")
 	}
-	return found, nil
+	if !found.expires.IsZero() && time.Now().After(found.expires) {
+		return gateway.Principal{}, errors.New("the token has expired")
+	}
+	return found.who, nil
 }
 
 const principalKey = "tongban.principal"

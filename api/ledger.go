@@ -154,6 +154,13 @@ func (s *server) verify(c *gin.Context) {
 		fail(c, gateway.ErrForbidden)
 		return
 	}
+	var req struct {
+		Scrub bool `json:"scrub"`
+	}
+	if c.Request.ContentLength != 0 && c.GetHeader("Content-Type") != "" && !s.readJSON(c, &req) {
+		return
+	}
+	req.Scrub = req.Scrub || c.Query("scrub") == "1"
 	stream := c.Query("progress") == "1" || c.GetHeader("Accept") == "application/x-ndjson"
 	var progress func(done, total int64)
 	if stream {
@@ -179,12 +186,30 @@ func (s *server) verify(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if !rep.OK {
+	out := verifyResponse{VerifyReport: rep}
+	if req.Scrub && rep.OK {
+		if out.Scrub, err = s.g.Scrub(c, who, progress); err != nil {
+			if stream {
+				json.NewEncoder(c.Writer).Encode(gin.H{"error": err.Error()})
+				return
+			}
+			fail(c, err)
+			return
+		}
+		out.OK = len(out.Scrub.Missing)+len(out.Scrub.Corrupt) == 0
+	}
+	if !out.OK {
 		s.metrics.verifyFailures.Add(1)
 	}
 	if stream {
-		json.NewEncoder(c.Writer).Encode(rep)
+		json.NewEncoder(c.Writer).Encode(out)
 		return
 	}
-	c.JSON(http.StatusOK, rep)
+	c.JSON(http.StatusOK, out)
+}
+
+// verifyResponse is the ledger check and, if asked, the storage scrub.
+type verifyResponse struct {
+	*gateway.VerifyReport
+	Scrub *gateway.ScrubReport `json:"scrub,omitempty"`
 }

@@ -18,15 +18,13 @@ func (s *server) healthz(c *gin.Context) {
 }
 
 func (s *server) readyz(c *gin.Context) {
-	if s.cfg.Ready != nil {
-		ctx, cancel := context.WithTimeout(c, 3*time.Second)
-		defer cancel()
-		if err := s.cfg.Ready(ctx); err != nil {
-			c.Header("Retry-After", "5")
-			s.log.Warn("not ready", "err", err)
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
-			return
-		}
+	ctx, cancel := context.WithTimeout(c, 3*time.Second)
+	defer cancel()
+	if err := s.g.Ready(ctx); err != nil {
+		c.Header("Retry-After", "5")
+		s.log.Warn("not ready", "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
+		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }

@@ -85,8 +85,8 @@ func (g *Gateway) OpenMaterial(ctx context.Context, who Principal, id, kind stri
 	if err != nil {
 		return nil, nil, err
 	}
-	if who.Agency != p.Destination {
-		return nil, nil, fmt.Errorf("%w: materials are downloaded by the destination", ErrForbidden)
+	if who.Agency != p.Destination || who.Role != RoleReviewer {
+		return nil, nil, fmt.Errorf("%w: materials are downloaded by the destination's reviewer", ErrForbidden)
 	}
 	var ref *MaterialRef
 	for i := range p.Materials {
@@ -128,8 +128,8 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 	if err != nil {
 		return err
 	}
-	if who.Agency != p.Destination && who.Role != RoleAuditor {
-		return fmt.Errorf("%w: bundles are for the destination and auditors", ErrForbidden)
+	if (who.Agency != p.Destination || who.Role != RoleReviewer) && who.Role != RoleAuditor {
+		return fmt.Errorf("%w: bundles are for the destination's reviewer and auditors", ErrForbidden)
 	}
 	objects := append([]MaterialRef{{Kind: "manifest", SHA256: p.Manifest}}, p.Materials...)
 	if p.License != nil {

@@ -45,6 +45,7 @@ type Ledger interface {
 	ProveConsistency(from, to int64) ([]ledger.Hash, error)
 	Verify(ctx context.Context, progress func(done, total int64)) (ledger.Report, error)
 	Signed() (ledger.Checkpoint, time.Time)
+	Err() error
 }
 
 // Limits bound what one request may make the gateway read.
@@ -78,6 +79,9 @@ type Gateway struct {
 	locks    [256]sync.Mutex // per-packet serialisation, striped by id
 	log      *slog.Logger
 
+	inflightMu sync.Mutex
+	inflight   map[string]int // objects stored by requests not yet recorded (see claim)
+
 	appends     atomic.Int64 // ledger appends made, and their total latency
 	appendNanos atomic.Int64
 }
@@ -110,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Gateway{cfg: cfg, agencies: make(map[string]*Agency), validate: validator.New(validator.WithRequiredStructEnabled()), log: cfg.Logger}
+	g := &Gateway{cfg: cfg, agencies: make(map[string]*Agency), inflight: make(map[string]int), validate: validator.New(validator.WithRequiredStructEnabled()), log: cfg.Logger}
 	for i := range cfg.Agencies {
 		a := &cfg.Agencies[i]
 		if _, dup := g.agencies[a.ID]; dup || a.ID == "" {
@@ -198,6 +202,18 @@ func (g *Gateway) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// Ready reports whether the gateway can take writes: the object store
+// answers and the ledger's last commit did not fail.
+func (g *Gateway) Ready(ctx context.Context) error {
+	if err := g.cfg.Ledger.Err(); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if err := g.cfg.Store.Ping(ctx); err != nil {
+		return fmt.Errorf("object store: %w", err)
+	}
+	return nil
 }
 
 // Catalog returns the service-item catalogue.

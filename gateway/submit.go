@@ -99,6 +99,8 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reade
 	if who.Role != RoleSubmitter {
 		return nil, fmt.Errorf("%w: only submitters send packets", ErrForbidden)
 	}
+	ctx, release := g.claimObjects(ctx)
+	defer release()
 	var in manifestInput
 	if err := g.readManifestPart(ctx, mr, &in); err != nil {
 		return nil, err
@@ -365,6 +367,9 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 		// (*http.MaxBytesError, 413): not a fault of the gateway.
 		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, cr.err)
 	}
+	if err == nil {
+		err = g.claim(ctx, info.SHA256)
+	}
 	switch {
 	case err == nil:
 		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, ContentType: typ}, nil
@@ -404,6 +409,9 @@ func (g *Gateway) storeManifest(ctx context.Context, m *Manifest) (string, error
 		return "", err
 	}
 	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b))})
+	if err == nil {
+		err = g.claim(ctx, info.SHA256)
+	}
 	if err != nil {
 		return "", storageErr(err)
 	}
@@ -416,6 +424,8 @@ func (g *Gateway) storeManifest(ctx context.Context, m *Manifest) (string, error
 // one file part per material. Without a manifest part, each file part's
 // form name is its kind and its filename is taken as sent.
 func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
+	ctx, release := g.claimObjects(ctx)
+	defer release()
 	defer g.lock(id)()
 	p, err := g.packetFor(who, id)
 	if err != nil {
@@ -573,6 +583,8 @@ var licenseMaterial = Material{Kind: "license", Name: "证照", NameEN: "issued 
 // IssueLicense stores the licence the destination issued for an approved
 // packet (multipart part "license") and moves it to license_issued.
 func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
+	ctx, release := g.claimObjects(ctx)
+	defer release()
 	defer g.lock(id)()
 	p, err := g.packetFor(who, id)
 	if err != nil {

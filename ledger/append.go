@@ -86,6 +86,9 @@ func (l *Ledger) commit(batch []*appendReq) {
 	size, lastLeaf, tail := l.size, l.lastLeaf, l.tail
 	frontier := maps.Clone(l.frontier)
 	fail := func(err error) {
+		if err != nil {
+			l.failed.Store(&err)
+		}
 		l.size, l.lastLeaf, l.tail, l.frontier = size, lastLeaf, tail, frontier
 		for _, r := range batch {
 			if r.err == nil {
@@ -166,6 +169,7 @@ func (l *Ledger) commit(batch []*appendReq) {
 	l.mu.Lock()
 	l.head = Checkpoint{Origin: l.opts.Origin, Size: l.size, Root: root}
 	l.mu.Unlock()
+	l.failed.Store(nil)
 	for _, r := range batch {
 		close(r.done)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -83,6 +84,8 @@ type Ledger struct {
 	signed   Checkpoint   // latest signed checkpoint
 	signedCP []byte
 	signedAt time.Time // when this process signed it, or opened the ledger
+
+	failed atomic.Pointer[error] // the last commit's failure; nil after a success
 }
 
 // Open opens or creates the ledger in opts.Dir. A second Open of the same
@@ -273,6 +276,21 @@ func (l *Ledger) gcLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Err reports whether the ledger can take appends: ErrClosed after Close,
+// the last commit's failure (a full or failing disk) until a commit
+// succeeds again, nil otherwise. For readiness checks.
+func (l *Ledger) Err() error {
+	select {
+	case <-l.closing:
+		return ErrClosed
+	default:
+	}
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Size returns the number of committed entries.

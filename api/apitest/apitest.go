@@ -89,8 +89,7 @@ func New(t testing.TB, o Options) *Env {
 			creds = append(creds, api.Credential{Agency: a.ID, Role: role, TokenSHA256: sum})
 		}
 	}
-	h, err := api.New(api.Config{Gateway: g, Credentials: creds, Logger: o.Logger, MaxUploadBytes: o.MaxUploadBytes,
-		Ready: func(ctx context.Context) error { return o.Store.Ping(ctx) }})
+	h, err := api.New(api.Config{Gateway: g, Credentials: creds, Logger: o.Logger, MaxUploadBytes: o.MaxUploadBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

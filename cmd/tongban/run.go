@@ -24,6 +24,7 @@ func commands() map[string]command {
 		"submit": {"submit --server URL [--manifest FILE | --item ...] KIND=FILE...    upload a packet", runSubmit},
 		"fetch":  {"fetch ID -o FILE [--material KIND] [--verify --log-key KEY]    download a bundle or a material", runFetch},
 		"keygen": {"keygen [--origin O] [--out FILE]    make a checkpoint signing key", runKeygen},
+		"gc":     {"gc --data DIR [--grace 24h] [--dry-run]    delete stored objects no ledger entry names", runGC},
 		"health": {"health [--server URL]    exit 0 when the gateway is ready (for container health checks)", runHealth},
 		"token":  {"token new --agency ID --role ROLE    mint a bearer token and its credential line", runToken},
 	}

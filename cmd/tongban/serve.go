@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,13 +32,14 @@ import (
 
 // fileConfig is the --config file of a real deployment (JSON).
 type fileConfig struct {
-	Agencies    []gateway.Agency `json:"agencies"`
-	Credentials []api.Credential `json:"credentials"`
-	Catalog     *gateway.Catalog `json:"catalog,omitempty"` // default: the built-in catalogue
-	Origin      string           `json:"origin,omitempty"`  // the log's name in checkpoints
-	Storage     *s3Config        `json:"storage,omitempty"` // S3; default: files under --data
-	Limits      gateway.Limits   `json:"limits"`
-	MaxUpload   int64            `json:"max_upload_bytes,omitempty"`
+	Agencies    []gateway.Agency             `json:"agencies"`
+	Credentials []api.Credential             `json:"credentials"`
+	Catalog     *gateway.Catalog             `json:"catalog,omitempty"`      // default: the built-in catalogue
+	Origin      string                       `json:"origin,omitempty"`       // the log's name in checkpoints
+	Storage     *s3Config                    `json:"storage,omitempty"`      // S3; default: files under --data
+	ClientCerts map[string]gateway.Principal `json:"client_certs,omitempty"` // TLS client certificate CN -> principal
+	Limits      gateway.Limits               `json:"limits"`
+	MaxUpload   int64                        `json:"max_upload_bytes,omitempty"`
 }
 
 type s3Config struct {
@@ -53,6 +57,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	data := fset.String("data", "data", "data directory: ledger, packet views, local objects, keys")
 	config := fset.String("config", "", "JSON config file: agencies, credentials (token hashes), catalogue, storage; default: the demo set-up")
 	logFormat := fset.String("log", "auto", "log format: json, text or auto (text on a terminal)")
+	tlsCert := fset.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
+	tlsKey := fset.String("tls-key", "", "TLS private key (PEM)")
+	clientCA := fset.String("client-ca", "", "CA (PEM) for optional client certificates, mapped to agencies by the config's client_certs")
+	gcEvery := fset.Duration("gc-interval", time.Hour, "how often unreferenced objects are collected (0: never)")
+	gcGrace := fset.Duration("gc-grace", 24*time.Hour, "how old an unreferenced object must be to be collected")
+	rateLimit := fset.Float64("rate", 50, "requests per second per principal (0: unlimited)")
 	pos, err := parseArgs(fset, args)
 	if err != nil {
 		return err
@@ -60,83 +70,70 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(pos) > 0 {
 		return usageError("serve takes no arguments, got %q", pos)
 	}
+	if (*tlsCert == "") != (*tlsKey == "") || (*clientCA != "" && *tlsCert == "") {
+		return usageError("--tls-cert and --tls-key go together, and --client-ca needs them")
+	}
 	log := newLogger(stderr, *logFormat)
 	slog.SetDefault(log)
-
-	cfg := fileConfig{Agencies: gateway.DemoAgencies(), Catalog: gateway.DefaultCatalog()}
-	demo := *config == ""
-	if !demo {
-		b, err := os.ReadFile(*config)
-		if err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		cfg = fileConfig{}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return fmt.Errorf("config %s: %w", *config, err)
-		}
-		if cfg.Catalog == nil {
-			cfg.Catalog = gateway.DefaultCatalog()
-		}
-		if len(cfg.Agencies) == 0 || len(cfg.Credentials) == 0 {
-			return fmt.Errorf("config %s: agencies and credentials are required", *config)
-		}
-	}
-	if err := os.MkdirAll(*data, 0o700); err != nil {
-		return err
-	}
-	if demo {
-		if cfg.Credentials, err = demoCredentials(*data, cfg.Agencies); err != nil {
-			return err
-		}
-	}
-
-	store, err := openStore(ctx, *data, cfg.Storage)
+	cfg, demo, err := loadConfig(*config, *data)
 	if err != nil {
 		return err
 	}
-	l, err := ledger.Open(ledger.Options{Dir: ledgerDir(*data), Origin: cfg.Origin, Logger: log})
+	g, l, closeAll, err := openGateway(ctx, *data, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	key, err := secretFile(filepath.Join(*data, "applicant.key"))
-	if err != nil {
-		return err
-	}
-	g, err := gateway.New(ctx, gateway.Config{
-		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
-		StateDir: filepath.Join(*data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	defer g.Close()
+	defer closeAll()
 	h, err := api.New(api.Config{
 		Gateway: g, Credentials: cfg.Credentials, MaxUploadBytes: cfg.MaxUpload, Logger: log,
-		Ready: func(ctx context.Context) error { return store.Ping(ctx) },
+		RateLimit: *rateLimit, ClientCerts: cfg.ClientCerts,
 	})
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, // slow headers (slowloris); bodies have their own idle deadline
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if *clientCA != "" {
+		pem, err := os.ReadFile(*clientCA)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--client-ca %s: no certificate found", *clientCA)
+		}
+		srv.TLSConfig = &tls.Config{ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	log.Info("tongban serving", "addr", ln.Addr().String(), "data", *data, "demo", demo, "ledger_size", l.Size(), "log_key", l.VerifierKey())
+	scheme := "http"
+	if *tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("tongban serving", "addr", ln.Addr().String(), "scheme", scheme, "data", *data, "demo", demo, "ledger_size", l.Size(), "log_key", l.VerifierKey())
 	if demo {
-		fmt.Fprintf(stdout, "tongban: listening on http://%s; demo tokens in %s\n", ln.Addr(), filepath.Join(*data, "demo-tokens.json"))
+		fmt.Fprintf(stdout, "tongban: listening on %s://%s; demo tokens in %s\n", scheme, ln.Addr(), filepath.Join(*data, "demo-tokens.json"))
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	if *gcEvery > 0 {
+		go g.RunGC(bg, *gcEvery, *gcGrace)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if *tlsCert != "" {
+			errc <- srv.ServeTLS(ln, *tlsCert, *tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -150,6 +147,109 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
+	return nil
+}
+
+// loadConfig reads --config, or returns the demo set-up (minting the demo
+// tokens on first use) when there is none.
+func loadConfig(path, data string) (fileConfig, bool, error) {
+	cfg := fileConfig{Agencies: gateway.DemoAgencies(), Catalog: gateway.DefaultCatalog()}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return cfg, false, err
+	}
+	if path == "" {
+		var err error
+		cfg.Credentials, err = demoCredentials(data, cfg.Agencies)
+		return cfg, true, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, false, fmt.Errorf("config: %w", err)
+	}
+	cfg = fileConfig{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, false, fmt.Errorf("config %s: %w", path, err)
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = gateway.DefaultCatalog()
+	}
+	if len(cfg.Agencies) == 0 || len(cfg.Credentials) == 0 {
+		return cfg, false, fmt.Errorf("config %s: agencies and credentials are required", path)
+	}
+	return cfg, false, nil
+}
+
+// openGateway opens the object store, the ledger and the gateway over data.
+// closeAll closes them in the right order: gateway, then ledger.
+func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
+	store, err := openStore(ctx, data, cfg.Storage)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	l, err = ledger.Open(ledger.Options{Dir: ledgerDir(data), Origin: cfg.Origin, Logger: log})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := secretFile(filepath.Join(data, "applicant.key"))
+	if err != nil {
+		l.Close()
+		return nil, nil, nil, err
+	}
+	g, err = gateway.New(ctx, gateway.Config{
+		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
+		StateDir: filepath.Join(data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
+	})
+	if err != nil {
+		l.Close()
+		return nil, nil, nil, err
+	}
+	return g, l, func() {
+		if err := g.Close(); err != nil {
+			log.Error("close gateway", "err", err)
+		}
+		if err := l.Close(); err != nil {
+			log.Error("close ledger", "err", err)
+		}
+	}, nil
+}
+
+// runGC collects unreferenced objects of a stopped gateway.
+func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("gc", flag.ContinueOnError)
+	data := fset.String("data", "data", "the gateway's data directory")
+	config := fset.String("config", "", "the gateway's config file, for its storage settings")
+	grace := fset.Duration("grace", 24*time.Hour, "keep unreferenced objects younger than this")
+	dry := fset.Bool("dry-run", false, "only count what would be deleted")
+	if pos, err := parseArgs(fset, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError("gc takes no arguments")
+	}
+	log := newLogger(stderr, "auto")
+	cfg, _, err := loadConfig(*config, *data)
+	if err != nil {
+		return err
+	}
+	g, _, closeAll, err := openGateway(ctx, *data, cfg, log)
+	if errors.Is(err, ledger.ErrLocked) {
+		return fmt.Errorf("%w: stop the gateway first (it collects garbage by itself every --gc-interval)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	rep, err := g.CollectGarbage(ctx, *grace, *dry)
+	if err != nil {
+		return err
+	}
+	verb := "deleted"
+	if *dry {
+		verb = "would delete"
+	}
+	fmt.Fprintf(stdout, "%d objects, %d referenced by the ledger, %d too young; %s %d (%d bytes)\n",
+		rep.Objects, rep.Referenced, rep.Young, verb, rep.Deleted, rep.Bytes)
 	return nil
 }
 

@@ -1,0 +1,267 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"tongban/ledger"
+	"tongban/storage"
+)
+
+// Objects are content-addressed and shared: two packets holding the same
+// scan hold one object. An object is garbage when no ledger entry names it
+// (an upload that failed half-way, a packet refused after its files were
+// stored) and it is older than a grace period. Requests claim the objects
+// they store until their entry is durable, so the collector never takes an
+// object an entry is about to name.
+
+type claimsKey struct{}
+
+// claims are the objects one request has stored and not yet recorded.
+type claims struct {
+	digests []string
+}
+
+// claimObjects marks ctx's request as one that stores objects. Call the
+// returned func when the request is over.
+func (g *Gateway) claimObjects(ctx context.Context) (context.Context, func()) {
+	c := &claims{}
+	return context.WithValue(ctx, claimsKey{}, c), func() {
+		g.inflightMu.Lock()
+		defer g.inflightMu.Unlock()
+		for _, d := range c.digests {
+			if g.inflight[d]--; g.inflight[d] <= 0 {
+				delete(g.inflight, d)
+			}
+		}
+	}
+}
+
+// claim protects a just-stored object from the collector, and makes sure
+// the collector did not take it in the instant before: an identical old
+// object may have been garbage until this request stored it again.
+func (g *Gateway) claim(ctx context.Context, digest string) error {
+	c, _ := ctx.Value(claimsKey{}).(*claims)
+	if c == nil {
+		return errors.New("gateway: object stored outside a claiming request")
+	}
+	g.inflightMu.Lock()
+	g.inflight[digest]++
+	g.inflightMu.Unlock()
+	c.digests = append(c.digests, digest)
+	if _, err := g.cfg.Store.Stat(ctx, digest); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("%w: object %s was collected while being stored; retry", ErrUnavailable, digest)
+		}
+		return storageErr(err)
+	}
+	return nil
+}
+
+// objectRef is where the ledger names an object first.
+type objectRef struct {
+	packet, kind string
+}
+
+// references adds to refs every object named by the ledger's entries from
+// seq from on, and returns the ledger size it read up to.
+func (g *Gateway) references(ctx context.Context, from int64, refs map[string]objectRef) (int64, error) {
+	next := from
+	err := g.cfg.Ledger.Scan(ctx, from, func(rec *ledger.Record) error {
+		next = rec.Seq + 1
+		var pl struct {
+			Manifest  string           `json:"manifest"`
+			SHA256    string           `json:"sha256"`
+			Materials []materialDigest `json:"materials"`
+		}
+		if json.Unmarshal(rec.Payload, &pl) != nil {
+			return nil
+		}
+		add := func(d, kind string) {
+			if _, ok := refs[d]; !ok && storage.ValidSHA256(d) {
+				refs[d] = objectRef{packet: rec.Packet, kind: kind}
+			}
+		}
+		switch rec.Type {
+		case EntrySubmitted, EntrySupplemented:
+			add(pl.Manifest, "manifest")
+			for _, m := range pl.Materials {
+				add(m.SHA256, m.Kind)
+			}
+		case EntryLicense:
+			add(pl.SHA256, "license")
+		}
+		return nil
+	})
+	return next, err
+}
+
+// GCReport says what a collection found and did.
+type GCReport struct {
+	Objects    int   `json:"objects"`    // in the store
+	Referenced int   `json:"referenced"` // named by the ledger
+	Young      int   `json:"young"`      // unreferenced but within the grace period
+	Deleted    int   `json:"deleted"`
+	Bytes      int64 `json:"deleted_bytes"`
+	DryRun     bool  `json:"dry_run"`
+}
+
+// CollectGarbage deletes objects no ledger entry names that are older than
+// grace (with dryRun, only counts them). Temporary files and incomplete
+// uploads the store left behind are swept too.
+func (g *Gateway) CollectGarbage(ctx context.Context, grace time.Duration, dryRun bool) (*GCReport, error) {
+	refs := map[string]objectRef{}
+	size, err := g.references(ctx, 0, refs)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: gc: read ledger: %w", err)
+	}
+	rep := &GCReport{DryRun: dryRun}
+	var candidates []storage.Info
+	cutoff := g.cfg.Now().Add(-grace)
+	err = g.cfg.Store.List(ctx, func(info storage.Info) error {
+		rep.Objects++
+		switch {
+		case hasRef(refs, info.SHA256):
+			rep.Referenced++
+		case info.Modified.After(cutoff):
+			rep.Young++
+		default:
+			candidates = append(candidates, info)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: gc: list objects: %w", storageErr(err))
+	}
+	// Entries appended while we listed may name candidates.
+	if _, err := g.references(ctx, size, refs); err != nil {
+		return nil, fmt.Errorf("gateway: gc: read ledger: %w", err)
+	}
+	for _, info := range candidates {
+		if hasRef(refs, info.SHA256) {
+			rep.Referenced++
+			continue
+		}
+		if dryRun {
+			rep.Deleted++
+			rep.Bytes += info.Size
+			continue
+		}
+		deleted, err := g.deleteUnclaimed(ctx, info.SHA256)
+		if err != nil {
+			return rep, fmt.Errorf("gateway: gc: delete %s: %w", info.SHA256, err)
+		}
+		if deleted {
+			rep.Deleted++
+			rep.Bytes += info.Size
+		}
+	}
+	if sw, ok := g.cfg.Store.(storage.Sweeper); ok && !dryRun {
+		if err := sw.Sweep(ctx, grace); err != nil {
+			return rep, fmt.Errorf("gateway: gc: sweep: %w", err)
+		}
+	}
+	g.log.Info("garbage collected", "objects", rep.Objects, "referenced", rep.Referenced, "young", rep.Young, "deleted", rep.Deleted, "bytes", rep.Bytes, "dry_run", dryRun)
+	return rep, nil
+}
+
+func hasRef(refs map[string]objectRef, d string) bool {
+	_, ok := refs[d]
+	return ok
+}
+
+// deleteUnclaimed deletes an object unless a request has claimed it.
+func (g *Gateway) deleteUnclaimed(ctx context.Context, digest string) (bool, error) {
+	g.inflightMu.Lock()
+	defer g.inflightMu.Unlock()
+	if g.inflight[digest] > 0 {
+		return false, nil
+	}
+	err := g.cfg.Store.Delete(ctx, digest)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// RunGC collects garbage every interval until ctx ends.
+func (g *Gateway) RunGC(ctx context.Context, interval, grace time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := g.CollectGarbage(ctx, grace, false); err != nil && ctx.Err() == nil {
+				g.log.Warn("garbage collection failed", "err", err)
+			}
+		}
+	}
+}
+
+// ScrubReport lists the stored objects the ledger names that failed.
+type ScrubReport struct {
+	Objects int         `json:"objects"`
+	Bytes   int64       `json:"bytes"`
+	Missing []ScrubItem `json:"missing"`
+	Corrupt []ScrubItem `json:"corrupt"`
+}
+
+// ScrubItem is one bad object.
+type ScrubItem struct {
+	SHA256 string `json:"sha256"`
+	Packet string `json:"packet"`
+	Kind   string `json:"kind"`
+	Got    string `json:"got,omitempty"`
+}
+
+// Scrub re-reads every object the ledger names, verifying each digest, and
+// records integrity.violation for each missing or altered one. For auditors.
+func (g *Gateway) Scrub(ctx context.Context, who Principal, progress func(done, total int64)) (*ScrubReport, error) {
+	if err := auditorOnly(who); err != nil {
+		return nil, err
+	}
+	refs := map[string]objectRef{}
+	if _, err := g.references(ctx, 0, refs); err != nil {
+		return nil, err
+	}
+	rep := &ScrubReport{Missing: []ScrubItem{}, Corrupt: []ScrubItem{}}
+	for d, ref := range refs {
+		n, err := g.readThrough(ctx, d)
+		rep.Objects++
+		rep.Bytes += n
+		item := ScrubItem{SHA256: d, Packet: ref.packet, Kind: ref.kind}
+		var ce *storage.CorruptError
+		switch {
+		case err == nil:
+		case errors.As(err, &ce):
+			item.Got = ce.Got
+			rep.Corrupt = append(rep.Corrupt, item)
+			g.recordViolation(ctx, who, ref.packet, ref.kind, d, err)
+		case errors.Is(err, storage.ErrNotFound):
+			rep.Missing = append(rep.Missing, item)
+			g.recordViolation(ctx, who, ref.packet, ref.kind, d, err)
+		default:
+			return rep, storageErr(err)
+		}
+		if progress != nil {
+			progress(int64(rep.Objects), int64(len(refs)))
+		}
+	}
+	return rep, nil
+}
+
+// readThrough reads an object to its end, verifying it.
+func (g *Gateway) readThrough(ctx context.Context, digest string) (int64, error) {
+	rc, _, err := g.cfg.Store.Open(ctx, digest)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	return io.Copy(io.Discard, rc)
+}
