@@ -158,6 +158,7 @@ func (s *server) requestID(c *gin.Context) {
 		id = hex.EncodeToString(b[:])
 	}
 	c.Set(requestIDKey, id)
+	c.Set(loggerKey, s.log)
 	c.Header("X-Request-Id", id)
 	c.Next()
 }

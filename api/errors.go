@@ -61,13 +61,13 @@ func fail(c *gin.Context, err error) {
 	}
 	switch code {
 	case http.StatusInternalServerError:
-		slog.ErrorContext(c.Request.Context(), "request failed", "request_id", d.RequestID, "err", err)
+		logger(c).ErrorContext(c.Request.Context(), "request failed", "request_id", d.RequestID, "err", err)
 		if name == "internal" {
 			d.Message = "internal error; see the gateway's log under this request id"
 		}
 	case http.StatusServiceUnavailable:
 		c.Header("Retry-After", "5")
-		slog.WarnContext(c.Request.Context(), "backend unavailable", "request_id", d.RequestID, "err", err)
+		logger(c).WarnContext(c.Request.Context(), "backend unavailable", "request_id", d.RequestID, "err", err)
 		d.Message = "storage or ledger unavailable; retry later"
 	}
 	c.AbortWithStatusJSON(code, errorBody{Error: d})
@@ -76,4 +76,14 @@ func fail(c *gin.Context, err error) {
 // failCode answers a status and code with a message of its own.
 func failCode(c *gin.Context, code int, name, msg string, fields map[string]string) {
 	c.AbortWithStatusJSON(code, errorBody{Error: errorDetail{Code: name, Message: msg, Fields: fields, RequestID: requestID(c)}})
+}
+
+const loggerKey = "tongban.logger"
+
+// logger returns the server's logger for a request.
+func logger(c *gin.Context) *slog.Logger {
+	if l, ok := c.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
 }

@@ -39,6 +39,7 @@ type Env struct {
 	Gateway *gateway.Gateway
 	Tokens  map[string]string // "agency:role" -> bearer token
 	Client  *http.Client
+	Dir     string // the temp dir holding ledger, views and (by default) objects/
 }
 
 // Options adjust New.
@@ -80,7 +81,7 @@ func New(t testing.TB, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{T: t, Ledger: l, Store: o.Store, Gateway: g, Tokens: map[string]string{}}
+	e := &Env{T: t, Ledger: l, Store: o.Store, Gateway: g, Tokens: map[string]string{}, Dir: dir}
 	var creds []api.Credential
 	for _, a := range gateway.DemoAgencies() {
 		for _, role := range a.Roles {
