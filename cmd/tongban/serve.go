@@ -62,7 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clientCA := fset.String("client-ca", "", "CA (PEM) for optional client certificates, mapped to agencies by the config's client_certs")
 	gcEvery := fset.Duration("gc-interval", time.Hour, "how often unreferenced objects are collected (0: never)")
 	gcGrace := fset.Duration("gc-grace", 24*time.Hour, "how old an unreferenced object must be to be collected")
-	rateLimit := fset.Float64("rate", 50, "requests per second per principal (0: unlimited)")
+	rateLimit := fset.Float64("rate", 200, "requests per second per principal, bursts of twice that (0: unlimited)")
 	pos, err := parseArgs(fset, args)
 	if err != nil {
 		return err
