@@ -1,0 +1,303 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"tongban/storage"
+)
+
+// firstRead is how much a Put reads before it takes a part buffer, so that
+// the many small documents do not each hold PartSize bytes.
+const firstRead = 64 << 10
+
+// cleanupTimeout bounds the removal of a failed upload's remains; it runs
+// even when the caller's context is done.
+const cleanupTimeout = 30 * time.Second
+
+// Put implements storage.Store.
+func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (info storage.Info, err error) {
+	pr, err := storage.NewPutReader(r, opts)
+	if err != nil {
+		return storage.Info{}, err
+	}
+	if opts.SHA256 != "" {
+		// Already stored: check the stream against its declaration without
+		// uploading it again.
+		e, err := s.head(ctx, opts.SHA256)
+		if err == nil {
+			if err := drain(ctx, pr); err != nil {
+				return storage.Info{}, fmt.Errorf("storage/s3: put: %w", err)
+			}
+			return e.info, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return storage.Info{}, err
+		}
+	}
+
+	first := make([]byte, firstRead)
+	n, err := io.ReadFull(pr, first)
+	if err == nil {
+		bp := s.getBuf()
+		defer func() { s.putBuf(bp, err) }()
+		copy(*bp, first)
+		var m int
+		m, err = io.ReadFull(pr, (*bp)[n:])
+		first, n = *bp, n+m
+	}
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF: // pr only ends with EOF when every check held
+		info, err = s.putSmall(ctx, pr.SHA256(), first[:n])
+	case nil:
+		info, err = s.putLarge(ctx, pr, first)
+	default:
+		err = fmt.Errorf("storage/s3: put: %w", err)
+	}
+	return info, err
+}
+
+// getBuf takes a part buffer from the pool.
+func (s *Store) getBuf() *[]byte { return s.bufs.Get().(*[]byte) }
+
+// putBuf returns a part buffer to the pool after a successful request only:
+// after a failed one net/http may still be reading it.
+func (s *Store) putBuf(bp *[]byte, err error) {
+	if err == nil {
+		s.bufs.Put(bp)
+	}
+}
+
+// putSmall stores a stream that fit in memory with one PUT under its name.
+func (s *Store) putSmall(ctx context.Context, sum string, data []byte) (storage.Info, error) {
+	e, err := s.head(ctx, sum)
+	if err == nil {
+		return e.info, nil // already stored
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return storage.Info{}, err
+	}
+	digest, _ := hex.DecodeString(sum)
+	_, err = s.core.PutObject(ctx, s.bucket, objKey(sum), bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{
+		UserMetadata:         map[string]string{"X-Amz-Checksum-Sha256": base64.StdEncoding.EncodeToString(digest)},
+		DisableContentSha256: true, // the checksum header already covers the payload
+	})
+	if err != nil {
+		return storage.Info{}, fail("put", err)
+	}
+	e, err = s.head(ctx, sum)
+	return e.info, err
+}
+
+// putLarge uploads a stream longer than a part to a new blob, then names it.
+// first is a full part.
+func (s *Store) putLarge(ctx context.Context, pr *storage.PutReader, first []byte) (storage.Info, error) {
+	id := newBlobID()
+	key := blobKey(id)
+	uploadID, err := s.core.NewMultipartUpload(ctx, s.bucket, key, minio.PutObjectOptions{
+		UserMetadata: map[string]string{"X-Amz-Checksum-Algorithm": "SHA256"},
+	})
+	if err != nil {
+		return storage.Info{}, fail("put", err)
+	}
+	parts, err := s.uploadParts(ctx, key, uploadID, pr, first)
+	if err == nil {
+		_, err = s.core.CompleteMultipartUpload(ctx, s.bucket, key, uploadID, parts, minio.PutObjectOptions{})
+		if err != nil {
+			s.remove(ctx, key) // in case it completed but the answer was lost
+			err = fail("put", err)
+		}
+	}
+	if err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		s.core.AbortMultipartUpload(cctx, s.bucket, key, uploadID) // if it fails, Sweep will
+		return storage.Info{}, err
+	}
+	return s.link(ctx, pr.SHA256(), pr.Size(), id)
+}
+
+// uploadParts reads the stream part by part into two buffers: while one is
+// being sent by a second goroutine, the caller's goroutine reads the next
+// one and hashes it twice, into the stream's digest (as it reads) and into
+// the part's checksum. Sending a part thus never waits for a hash.
+func (s *Store) uploadParts(ctx context.Context, key, uploadID string, pr *storage.PutReader, first []byte) ([]minio.CompletePart, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	type job struct {
+		num int
+		buf []byte
+		sum [sha256.Size]byte
+	}
+	jobs := make(chan job)
+	free := make(chan []byte, 2) // room for both buffers: the sender never blocks
+	sent := make(chan error, 1)
+	var parts []minio.CompletePart
+	go func() {
+		var err error
+		for j := range jobs {
+			if err == nil {
+				var p minio.CompletePart
+				if p, err = s.putPart(ctx, key, uploadID, j.num, j.buf, j.sum); err != nil {
+					cancel(err)
+				}
+				parts = append(parts, p)
+			}
+			free <- j.buf[:cap(j.buf)]
+		}
+		sent <- err
+	}()
+
+	bp := s.getBuf()
+	free <- *bp
+	var err error
+	defer func() { s.putBuf(bp, err) }()
+
+	var readErr error
+	buf := first
+	for num := 1; ; num++ {
+		select {
+		case jobs <- job{num, buf, sha256.Sum256(buf)}:
+		case <-ctx.Done():
+			readErr = context.Cause(ctx)
+		}
+		if readErr != nil || pr.Done() {
+			break
+		}
+		select {
+		case buf = <-free:
+		case <-ctx.Done():
+			readErr = context.Cause(ctx)
+		}
+		if readErr != nil {
+			break
+		}
+		n, err := io.ReadFull(pr, buf)
+		if err == io.EOF {
+			break // the stream ended with the previous part
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			readErr = err
+			break
+		}
+		buf = buf[:n]
+	}
+	close(jobs)
+	if err = <-sent; err != nil {
+		return nil, fail("put", err)
+	}
+	if err = readErr; err != nil {
+		return nil, fmt.Errorf("storage/s3: put: %w", err)
+	}
+	return parts, nil
+}
+
+// putPart sends one part with its SHA-256 in a signed header, for the server
+// to verify. The payload itself is sent unsigned: signing it would make both
+// sides hash every byte once more.
+func (s *Store) putPart(ctx context.Context, key, uploadID string, num int, buf []byte, sum [sha256.Size]byte) (minio.CompletePart, error) {
+	b64 := base64.StdEncoding.EncodeToString(sum[:])
+	p, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, num, bytes.NewReader(buf), int64(len(buf)), minio.PutObjectPartOptions{
+		CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
+		DisableContentSha256: true,
+	})
+	return minio.CompletePart{PartNumber: num, ETag: p.ETag, ChecksumSHA256: b64}, err
+}
+
+// link names a complete blob: it writes the pointer unless the object
+// exists, and removes the blob if another Put of the same bytes won.
+// If-None-Match makes the race between two such Puts lose nothing on
+// servers that support conditional writes; reading the pointer back keeps
+// the result correct (if possibly leaving a blob for Sweep) on those that do not.
+func (s *Store) link(ctx context.Context, sum string, size int64, id string) (storage.Info, error) {
+	e, err := s.head(ctx, sum)
+	if err == nil {
+		s.remove(ctx, blobKey(id)) // already stored
+		return e.info, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		s.remove(ctx, blobKey(id))
+		return storage.Info{}, err
+	}
+	opts := minio.PutObjectOptions{UserMetadata: map[string]string{
+		metaBlob: id,
+		metaSize: strconv.FormatInt(size, 10),
+	}}
+	opts.SetMatchETagExcept("*")
+	for attempt := 1; ; attempt++ {
+		_, err = s.core.PutObject(ctx, s.bucket, objKey(sum), bytes.NewReader(nil), 0, "", "", opts)
+		// AWS answers 409 while another conditional write of the key is in flight.
+		if minio.ToErrorResponse(err).StatusCode != http.StatusConflict || attempt == 5 {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	if err != nil && minio.ToErrorResponse(err).StatusCode != http.StatusPreconditionFailed {
+		// The pointer may have been written all the same: leave the blob
+		// for Sweep, which removes it only if nothing names it.
+		return storage.Info{}, fail("put pointer", err)
+	}
+	e, err = s.head(ctx, sum)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		s.remove(ctx, blobKey(id))
+		return storage.Info{SHA256: sum, Size: size, Modified: time.Now()}, nil // deleted meanwhile
+	case err != nil:
+		return storage.Info{}, err // the pointer may name our blob: keep it
+	case e.blob != id:
+		s.remove(ctx, blobKey(id)) // another Put of the same bytes won
+	}
+	return e.info, nil
+}
+
+// remove deletes a key on a best-effort basis, even when ctx is done; what it
+// fails to remove is left for Sweep.
+func (s *Store) remove(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
+}
+
+func newBlobID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func validBlobID(id string) bool {
+	_, err := hex.DecodeString(id)
+	return len(id) == 32 && err == nil
+}
+
+// drain reads r to its end, stopping early when ctx is done.
+func drain(ctx context.Context, r io.Reader) error {
+	buf := make([]byte, 256<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := r.Read(buf)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package storage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+)
+
+// PutReader is the input side of every driver's Put: it hashes and counts the
+// bytes read through it and enforces PutOptions while streaming. Instead of
+// io.EOF it returns an error when the stream broke a limit or a declaration,
+// so a driver that copies until EOF and publishes only after a clean EOF
+// can never publish a stream that should have been refused.
+type PutReader struct {
+	r    io.Reader
+	h    hash.Hash
+	n    int64
+	opts PutOptions
+	err  error // sticky
+	sum  string
+}
+
+// NewPutReader wraps r. It fails at once if opts are invalid or declare a
+// size over the limit.
+func NewPutReader(r io.Reader, opts PutOptions) (*PutReader, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
+	return &PutReader{r: r, h: sha256.New(), opts: opts}, nil
+}
+
+// Read reads from the underlying stream. It never reads more than
+// MaxSize+1 bytes from it: the extra byte proves the stream too large.
+func (p *PutReader) Read(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	if max := p.opts.MaxSize; max > 0 && int64(len(b)) > max+1-p.n {
+		b = b[:max+1-p.n]
+	}
+	n, err := p.r.Read(b)
+	p.h.Write(b[:n])
+	p.n += int64(n)
+	switch {
+	case p.opts.MaxSize > 0 && p.n > p.opts.MaxSize:
+		p.err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, p.opts.MaxSize)
+	case p.opts.Size > 0 && p.n > p.opts.Size:
+		p.err = fmt.Errorf("%w: more than the declared %d bytes", ErrSizeMismatch, p.opts.Size)
+	case err == io.EOF:
+		p.err = p.finish()
+	case err != nil:
+		p.err = err
+	}
+	if p.err != nil && p.err != io.EOF {
+		return 0, p.err // withhold the bytes of a refused stream
+	}
+	return n, p.err
+}
+
+// finish checks the declarations once the stream has ended.
+func (p *PutReader) finish() error {
+	p.sum = hex.EncodeToString(p.h.Sum(nil))
+	if p.opts.Size > 0 && p.n != p.opts.Size {
+		return fmt.Errorf("%w: got %d bytes, declared %d", ErrSizeMismatch, p.n, p.opts.Size)
+	}
+	if p.opts.SHA256 != "" && p.sum != p.opts.SHA256 {
+		return fmt.Errorf("%w: declared sha256 %s, got %s", ErrDigestMismatch, p.opts.SHA256, p.sum)
+	}
+	return io.EOF
+}
+
+// Done reports whether the stream ended cleanly: read to EOF with every
+// declaration holding.
+func (p *PutReader) Done() bool { return p.err == io.EOF }
+
+// SHA256 returns the stream's digest (lowercase hex); valid once Done.
+func (p *PutReader) SHA256() string { return p.sum }
+
+// Size returns the number of bytes read so far.
+func (p *PutReader) Size() int64 { return p.n }
