@@ -424,15 +424,9 @@ func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason str
 		return nil, fieldError(ErrInvalid, "reason", "required for %s: the applicant must be told why", action)
 	}
 	defer g.lock(id)()
-	p, err := g.packetFor(who, id)
+	p, err := g.packetForStep(who, id, t.side, t.from, action)
 	if err != nil {
 		return nil, err
-	}
-	if err := g.mayAct(who, p, t.side); err != nil {
-		return nil, err
-	}
-	if p.Status != t.from {
-		return nil, fmt.Errorf("%w: cannot %s a packet that is %s (needs %s)", ErrConflict, action, p.Status, t.from)
 	}
 	var payload any = reasonPayload{Reason: reason}
 	if action == "receive" {
@@ -447,6 +441,23 @@ func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason str
 		return nil, err
 	}
 	return next.withOverdue(g.cfg.Now()), nil
+}
+
+// packetForStep loads a packet for a workflow step (named what) that who
+// takes on its side, and checks the packet is in status from. The caller
+// holds the packet's lock.
+func (g *Gateway) packetForStep(who Principal, id, side, from, what string) (*Packet, error) {
+	p, err := g.packetFor(who, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.mayAct(who, p, side); err != nil {
+		return nil, err
+	}
+	if p.Status != from {
+		return nil, fmt.Errorf("%w: cannot %s a packet that is %s (needs %s)", ErrConflict, what, p.Status, from)
+	}
+	return p, nil
 }
 
 // mayAct checks that who is the packet's destination reviewer or origin submitter.

@@ -4,37 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"mime/multipart"
-	"path/filepath"
 	"testing"
-
-	"tongban/ledger"
-	fsstore "tongban/storage/fs"
 )
 
 // TestIdempotencySurvivesCrash: a keyed submission is recorded, the
 // gateway dies before it could close cleanly, and after the restart the
 // key is still known, restored from the ledger entry itself.
 func TestIdempotencySurvivesCrash(t *testing.T) {
-	dir := t.TempDir()
-	st, err := fsstore.Open(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	cfg := Config{Catalog: DefaultCatalog(), Agencies: DemoAgencies(), Store: st, Ledger: l,
-		StateDir: filepath.Join(dir, "state"), ApplicantKey: bytes.Repeat([]byte{7}, 32),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	g, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, _, _ := testGateway(t)
+	cfg := g.cfg
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	manifest, _ := json.Marshal(map[string]any{"item": "RES-HPF-PROOF", "destination": "qingpu-window",
@@ -69,7 +48,7 @@ func TestIdempotencySurvivesCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g2.Close()
+	g.state = g2.state // testGateway's cleanup closes this one
 	r, ok := g2.Remembered("scope-1")
 	if !ok || r.Packet != p.ID || r.Fingerprint != want {
 		t.Fatalf("after the crash: %+v %v", r, ok)

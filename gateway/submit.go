@@ -72,7 +72,7 @@ type applicantInput struct {
 type materialInput struct {
 	Kind     string `json:"kind" validate:"required,max=64"`
 	Filename string `json:"filename" validate:"required,max=255"`
-	SHA256   string `json:"sha256" validate:"omitempty,len=64,hexadecimal,lowercase"`
+	SHA256   string `json:"sha256" validate:"omitempty,sha256"` // not hexadecimal: it allows "0x"
 }
 
 // applicantTypes maps accepted spellings to the two applicant types.
@@ -200,6 +200,9 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 		bad.add("destination", "agency %q does not handle %s", dest.ID, item.Code)
 	}
 	app := Applicant{Type: applicantTypes[strings.ToLower(strings.TrimSpace(in.Applicant.Type))], Name: strings.TrimSpace(in.Applicant.Name), ID: strings.TrimSpace(in.Applicant.ID)}
+	if app.Name == "" {
+		bad.add("applicant.name", "is required") // also when it is only spaces
+	}
 	switch app.Type {
 	case ApplicantPerson:
 		if id, err := NormalizeCitizenID(app.ID); err != nil {
@@ -271,7 +274,7 @@ func (g *Gateway) structErrors(v any, bad fields) {
 			msg = "longer than " + fe.Param()
 		case "min":
 			msg = "needs at least " + fe.Param()
-		case "len", "hexadecimal", "lowercase":
+		case "len", "hexadecimal", "lowercase", "sha256":
 			msg = "must be 64 lowercase hex digits (SHA-256)"
 		}
 		bad.add(path, "%s", msg)
@@ -427,15 +430,9 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	ctx, release := g.claimObjects(ctx)
 	defer release()
 	defer g.lock(id)()
-	p, err := g.packetFor(who, id)
+	p, err := g.packetForStep(who, id, "origin", StatusCorrectionRequested, "supplement")
 	if err != nil {
 		return nil, err
-	}
-	if err := g.mayAct(who, p, "origin"); err != nil {
-		return nil, err
-	}
-	if p.Status != StatusCorrectionRequested {
-		return nil, fmt.Errorf("%w: supplements are accepted only while a correction is requested, the packet is %s", ErrConflict, p.Status)
 	}
 	item, ok := g.cfg.Catalog.Item(p.Item)
 	if !ok {
@@ -586,15 +583,9 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr
 	ctx, release := g.claimObjects(ctx)
 	defer release()
 	defer g.lock(id)()
-	p, err := g.packetFor(who, id)
+	p, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for")
 	if err != nil {
 		return nil, err
-	}
-	if err := g.mayAct(who, p, "destination"); err != nil {
-		return nil, err
-	}
-	if p.Status != StatusApproved {
-		return nil, fmt.Errorf("%w: a licence is issued for an approved packet, this one is %s", ErrConflict, p.Status)
 	}
 	part, err := mr.NextPart()
 	if err == io.EOF {
