@@ -160,6 +160,7 @@ func (s *server) requestID(c *gin.Context) {
 	c.Set(requestIDKey, id)
 	c.Set(loggerKey, s.log)
 	c.Header("X-Request-Id", id)
+	c.Header("X-Content-Type-Options", "nosniff") // materials are served as their sniffed type, never re-sniffed
 	c.Next()
 }
 

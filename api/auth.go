@@ -135,6 +135,12 @@ func (s *server) authn(c *gin.Context) {
 	case errors.Is(err, errNoToken):
 	case err != nil:
 		s.metrics.authFailures.Add(1)
+		// A refused credential makes an anonymous request: it counts
+		// against the client address's rate, so that guesses are limited
+		// like any other anonymous traffic.
+		if !s.allow(c, addrKey(c)) {
+			return
+		}
 		c.Header("WWW-Authenticate", `Bearer realm="tongban", error="invalid_token"`)
 		failCode(c, http.StatusUnauthorized, "unauthorized", err.Error(), nil)
 		return

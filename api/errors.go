@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -27,7 +28,10 @@ type errorDetail struct {
 // place where the domain's errors meet HTTP.
 func status(err error) (int, string) {
 	var mbe *http.MaxBytesError
+	var ne net.Error
 	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestTimeout, "request_timeout"
 	case errors.As(err, &mbe), errors.Is(err, gateway.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, gateway.ErrMalformed):
@@ -59,7 +63,14 @@ func fail(c *gin.Context, err error) {
 	if errors.As(err, &ve) {
 		d.Fields = ve.Fields
 	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		// Network errors name addresses; the client knows its connection.
+		d.Message = "the connection failed while the request body was read"
+	}
 	switch code {
+	case http.StatusRequestTimeout:
+		d.Message = "the client sent nothing for too long; the request was dropped"
 	case http.StatusInternalServerError:
 		logger(c).ErrorContext(c.Request.Context(), "request failed", "request_id", d.RequestID, "err", err)
 		if name == "internal" {

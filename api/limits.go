@@ -44,17 +44,32 @@ func (s *server) rateLimit(c *gin.Context) {
 	}
 	key := "principal:" + principal(c).Agency + ":" + principal(c).Role
 	if principal(c).Agency == "" {
-		host, _, _ := net.SplitHostPort(c.Request.RemoteAddr)
-		key = "addr:" + host
+		key = addrKey(c)
+	}
+	if s.allow(c, key) {
+		c.Next()
+	}
+}
+
+// addrKey is the rate-limit key of an anonymous request: its client address.
+func addrKey(c *gin.Context) string {
+	host, _, _ := net.SplitHostPort(c.Request.RemoteAddr)
+	return "addr:" + host
+}
+
+// allow takes a token from key's bucket, or answers 429 and returns false.
+func (s *server) allow(c *gin.Context, key string) bool {
+	if s.limits.rate <= 0 {
+		return true
 	}
 	r := s.limits.get(key).Reserve()
 	if d := r.Delay(); d > 0 {
 		r.Cancel()
 		c.Header("Retry-After", fmt.Sprint(int(math.Ceil(d.Seconds()))))
 		failCode(c, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("more than %g requests a second; retry later", float64(s.limits.rate)), nil)
-		return
+		return false
 	}
-	c.Next()
+	return true
 }
 
 // slowClients gives the body of every request, and every write of the

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"tongban/api"
 	"tongban/gateway"
@@ -49,6 +50,18 @@ type Options struct {
 	Logger  *slog.Logger     // default: discard
 	// MaxUploadBytes is passed to the API (0: its default).
 	MaxUploadBytes int64
+	// RateLimit, RateBurst, IdleTimeout and ClientCerts are passed to the
+	// API (zero values: its defaults, no rate limit).
+	RateLimit   float64
+	RateBurst   int
+	IdleTimeout time.Duration
+	ClientCerts map[string]gateway.Principal
+	// Credentials are accepted besides the demo principals' tokens (for
+	// example expired ones).
+	Credentials []api.Credential
+	// Server, if set, adjusts the test server before it starts: its
+	// Config (timeouts, MaxHeaderBytes) or TLS. A non-nil TLS serves HTTPS.
+	Server func(*httptest.Server)
 }
 
 // New starts a gateway with the demo agencies and one token per agency and role.
@@ -90,11 +103,21 @@ func New(t testing.TB, o Options) *Env {
 			creds = append(creds, api.Credential{Agency: a.ID, Role: role, TokenSHA256: sum})
 		}
 	}
-	h, err := api.New(api.Config{Gateway: g, Credentials: creds, Logger: o.Logger, MaxUploadBytes: o.MaxUploadBytes})
+	h, err := api.New(api.Config{Gateway: g, Credentials: append(creds, o.Credentials...), Logger: o.Logger,
+		MaxUploadBytes: o.MaxUploadBytes, RateLimit: o.RateLimit, RateBurst: o.RateBurst,
+		IdleTimeout: o.IdleTimeout, ClientCerts: o.ClientCerts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Server = httptest.NewServer(h)
+	e.Server = httptest.NewUnstartedServer(h)
+	if o.Server != nil {
+		o.Server(e.Server)
+	}
+	if e.Server.TLS != nil {
+		e.Server.StartTLS()
+	} else {
+		e.Server.Start()
+	}
 	e.URL = e.Server.URL
 	e.Client = e.Server.Client()
 	t.Cleanup(func() {
