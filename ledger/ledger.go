@@ -148,6 +148,19 @@ func Open(opts Options) (*Ledger, error) {
 		}
 	}
 	l.db, err = badger.Open(bo)
+	if opts.ReadOnly && err != nil && strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) { // Badger does not wrap it
+		// The writer was killed: its write-ahead log has an unused or torn
+		// tail, which Badger will not replay read-only. Replay it as the
+		// gateway's next start would (only entries never acknowledged are
+		// cut off: writes are synced), then open read-only again.
+		opts.Logger.Warn("ledger: not closed cleanly; replaying its write-ahead log before the read-only open", "dir", opts.Dir)
+		var rw *badger.DB
+		if rw, err = badger.Open(bo.WithReadOnly(false)); err == nil {
+			if err = rw.Close(); err == nil {
+				l.db, err = badger.Open(bo)
+			}
+		}
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, opts.Dir)
