@@ -14,9 +14,9 @@ func TestDeadline(t *testing.T) {
 		tl   TimeLimit
 		want time.Time
 	}{
-		{TimeLimit{Days: 0}, time.Date(2026, 11, 27, 23, 59, 59, 0, cst)},                    // on the spot: same day
-		{TimeLimit{Days: 3, WorkingDays: true}, time.Date(2026, 12, 2, 23, 59, 59, 0, cst)},  // Mon, Tue, Wed
-		{TimeLimit{Days: 3}, time.Date(2026, 11, 30, 23, 59, 59, 0, cst)},                    // calendar days
+		{TimeLimit{Days: 0}, time.Date(2026, 11, 27, 23, 59, 59, 0, cst)},                     // on the spot: same day
+		{TimeLimit{Days: 3, WorkingDays: true}, time.Date(2026, 12, 2, 23, 59, 59, 0, cst)},   // Mon, Tue, Wed
+		{TimeLimit{Days: 3}, time.Date(2026, 11, 30, 23, 59, 59, 0, cst)},                     // calendar days
 		{TimeLimit{Days: 10, WorkingDays: true}, time.Date(2026, 12, 11, 23, 59, 59, 0, cst)}, // two weeks
 	}
 	for _, c := range cases {
