@@ -12,11 +12,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
-	"runtime"
-	"runtime/metrics"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -24,6 +20,7 @@ import (
 	"tongban/gateway"
 	"tongban/storage/s3"
 	"tongban/storage/s3test"
+	"tongban/storage/storagetest"
 )
 
 // The benchmarks' packet: a catalogue item with one material large enough
@@ -261,42 +258,6 @@ func BenchmarkSubmit(b *testing.B) {
 	})
 }
 
-// heapGrowth runs f and returns by how much the heap (HeapAlloc: live and
-// not yet collected objects) grew above its level before f, at its peak,
-// sampled every millisecond. It reads runtime/metrics, which gives
-// MemStats.HeapAlloc without stopping the world, so sampling this often
-// does not slow the upload it watches.
-func heapGrowth(f func()) uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	runtime.GC()
-	runtime.GC() // and the sync.Pool victim caches: pooled part buffers count as growth
-	base := read()
-	var peak atomic.Uint64
-	peak.Store(base)
-	done := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			if v := read(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	f()
-	close(done)
-	<-sampled
-	return max(peak.Load(), read()) - base
-}
-
 // BenchmarkSubmitMemory reports the peak heap growth while one 1 GiB
 // material goes through the HTTP API to S3. Client and server share the
 // process, so the figure covers both.
@@ -310,7 +271,7 @@ func BenchmarkSubmitMemory(b *testing.B) {
 	for b.Loop() {
 		seed++
 		var sum string
-		peak = max(peak, heapGrowth(func() { sum = submitLarge(b, e, seed, size, nil) }))
+		peak = max(peak, storagetest.HeapGrowth(func() { sum = submitLarge(b, e, seed, size, nil) }))
 		b.StopTimer()
 		e.Store.Delete(ctx, sum)
 		b.StartTimer()
@@ -327,7 +288,7 @@ func TestSubmitMemoryBounded(t *testing.T) {
 	h := sha256.New()
 	src := io.TeeReader(newPDFStream(1, size), h)
 	var sum string
-	growth := heapGrowth(func() { sum = submitLarge(t, e, 1, size, src) })
+	growth := storagetest.HeapGrowth(func() { sum = submitLarge(t, e, 1, size, src) })
 	t.Logf("peak heap growth during a %d MiB upload: %.1f MiB", size>>20, float64(growth)/(1<<20))
 	if want := hex.EncodeToString(h.Sum(nil)); sum != want {
 		t.Fatalf("stored sha256 %s, sent %s", sum, want)

@@ -17,7 +17,7 @@ func harness(t *testing.T) storagetest.Harness {
 	}
 	return storagetest.Harness{
 		Store:   s,
-		Corrupt: func(t *testing.T, sum string) { flipByte(t, s.path(sum)) },
+		Corrupt: func(t *testing.T, sum string) { storagetest.FlipByte(t, s.path(sum)) },
 		Leftovers: func(t *testing.T) []string {
 			entries, err := os.ReadDir(s.tmp)
 			if err != nil {
@@ -33,32 +33,6 @@ func harness(t *testing.T) storagetest.Harness {
 }
 
 func TestConformance(t *testing.T) { storagetest.Run(t, harness) }
-
-// flipByte alters the middle byte of a file in place, as bit rot would.
-func flipByte(t *testing.T, path string) {
-	t.Helper()
-	if err := os.Chmod(path, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 1)
-	off := fi.Size() / 2
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x01
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestOpenRemovesStaleTemps(t *testing.T) {
 	dir := t.TempDir()

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -101,7 +100,7 @@ func corrupt(t *testing.T, srv *s3test.Server, s *Store, sum string) {
 	t.Helper()
 	key := dataKey(t, s, sum)
 	if srv.Dir() != "" {
-		flipByte(t, filepath.Join(srv.Dir(), s.bucket, filepath.FromSlash(key)))
+		storagetest.FlipByte(t, filepath.Join(srv.Dir(), s.bucket, filepath.FromSlash(key)))
 		return
 	}
 	c := srv.Client()
@@ -116,28 +115,6 @@ func corrupt(t *testing.T, srv *s3test.Server, s *Store, sum string) {
 	}
 	b[len(b)/2] ^= 1
 	if _, err := c.PutObject(t.Context(), s.bucket, key, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func flipByte(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 1)
-	off := fi.Size() / 2
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 1
-	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
 }
