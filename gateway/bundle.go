@@ -199,18 +199,18 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 			continue // appended after the checkpoint was taken
 		}
 		name := fmt.Sprintf("%d.json", rec.Seq)
-		if err := add(bundle.Entries+name, bytesReader(rec.Raw)); err != nil {
+		if err := add(bundle.Entries+name, bytes.NewReader(rec.Raw)); err != nil {
 			return err
 		}
 		hashes, err := g.cfg.Ledger.ProveInclusion(rec.Seq, cp.Size)
 		if err != nil {
 			return err
 		}
-		if err := add(bundle.Proofs+name, bytesReader(mustJSON(InclusionProof{Seq: rec.Seq, Size: cp.Size, Hashes: hashes}))); err != nil {
+		if err := add(bundle.Proofs+name, bytes.NewReader(mustJSON(InclusionProof{Seq: rec.Seq, Size: cp.Size, Hashes: hashes}))); err != nil {
 			return err
 		}
 	}
-	if err := add(bundle.Checkpoint, bytesReader(signed)); err != nil {
+	if err := add(bundle.Checkpoint, bytes.NewReader(signed)); err != nil {
 		return err
 	}
 	return zw.Close()
@@ -311,8 +311,6 @@ func (g *Gateway) VerifyLedger(ctx context.Context, who Principal, progress func
 	}
 	return out, nil
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // LedgerSize returns the number of acknowledged ledger entries.
 func (g *Gateway) LedgerSize() int64 { return g.cfg.Ledger.Size() }
