@@ -78,7 +78,10 @@ type materialInput struct {
 // applicantTypes maps accepted spellings to the two applicant types.
 var applicantTypes = map[string]string{
 	"person": ApplicantPerson, "citizen": ApplicantPerson, "individual": ApplicantPerson, "natural_person": ApplicantPerson,
-	"enterprise": ApplicantEnterprise, "company": ApplicantEnterprise, "legal_person": ApplicantEnterprise, "organization": ApplicantEnterprise,
+	"个人": ApplicantPerson, "自然人": ApplicantPerson,
+	"enterprise": ApplicantEnterprise, "company": ApplicantEnterprise, "corporation": ApplicantEnterprise,
+	"legal_person": ApplicantEnterprise, "organization": ApplicantEnterprise, "organisation": ApplicantEnterprise,
+	"企业": ApplicantEnterprise, "法人": ApplicantEnterprise,
 }
 
 // expected is a file part the manifest announced.
