@@ -143,26 +143,13 @@ func (s *server) material(c *gin.Context) {
 	}
 }
 
-// countingWriter tells whether anything reached the client yet.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (cw *countingWriter) Write(p []byte) (int, error) {
-	n, err := cw.w.Write(p)
-	cw.n += int64(n)
-	return n, err
-}
-
 func (s *server) bundle(c *gin.Context) {
 	id := c.Param("id")
 	h := c.Writer.Header()
 	h.Set("Content-Type", "application/zip")
 	h.Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
-	cw := &countingWriter{w: c.Writer}
-	if err := s.g.WriteBundle(c, principal(c), id, cw); err != nil {
-		if cw.n == 0 {
+	if err := s.g.WriteBundle(c, principal(c), id, c.Writer); err != nil {
+		if !c.Writer.Written() { // nothing sent yet: a proper error answer
 			h.Del("Content-Disposition")
 			fail(c, err)
 			return
