@@ -44,7 +44,16 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	<-r.done
+	select {
+	case <-r.done:
+	case <-l.committed:
+		// The committer stopped; it closes done for all it took first.
+		select {
+		case <-r.done:
+		default:
+			return nil, ErrClosed
+		}
+	}
 	return r.rec, r.err
 }
 
@@ -54,29 +63,29 @@ func (l *Ledger) commitLoop() {
 	for {
 		select {
 		case r := <-l.reqs:
-			batch = append(batch[:0], r)
+			batch = l.fill(append(batch[:0], r))
+			l.commit(batch)
 		case <-l.closing:
-			// Drain what was queued before Close.
-			for {
-				select {
-				case r := <-l.reqs:
-					l.commit([]*appendReq{r})
-				default:
-					return
-				}
+			// Commit what was queued before Close, then stop.
+			for batch = l.fill(batch[:0]); len(batch) > 0; batch = l.fill(batch[:0]) {
+				l.commit(batch)
 			}
+			return
 		}
-	fill:
-		for len(batch) < l.opts.MaxBatch {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		l.commit(batch)
 	}
+}
+
+// fill adds what is waiting in the queue to batch, without waiting.
+func (l *Ledger) fill(batch []*appendReq) []*appendReq {
+	for len(batch) < l.opts.MaxBatch {
+		select {
+		case r := <-l.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit writes one batch in one transaction. On failure every request in

@@ -78,9 +78,9 @@ type Ledger struct {
 	frontier map[int64]Hash // stored hashes of the complete subtrees on the right edge
 	tail     []byte         // the last, partial chunk of stored hashes
 
-	mu       sync.RWMutex // guards head and signed
+	mu       sync.RWMutex // guards head
 	head     Checkpoint   // size and root of everything committed
-	signMu   sync.Mutex   // serialises signing
+	signMu   sync.Mutex   // serialises signing; guards signed, signedCP and signedAt
 	signed   Checkpoint   // latest signed checkpoint
 	signedCP []byte
 	signedAt time.Time // when this process signed it, or opened the ledger
@@ -199,11 +199,18 @@ func (l *Ledger) loadKey() (string, error) {
 // load restores the sequencer state after Open and refuses a ledger whose
 // tree no longer matches the checkpoint it last signed, so that it never
 // signs two checkpoints that disagree.
+//
+// A read-only ledger (for offline checks) loads only its size: every other
+// check is Verify's, which names the first bad seq.
 func (l *Ledger) load() error {
 	return l.db.View(func(txn *badger.Txn) error {
 		size, err := getInt(txn, keySize)
 		if err != nil {
 			return err
+		}
+		if l.opts.ReadOnly {
+			l.head = Checkpoint{Origin: l.opts.Origin, Size: size}
+			return nil
 		}
 		l.size = size
 		l.frontier = make(map[int64]Hash)
@@ -244,7 +251,7 @@ func (l *Ledger) load() error {
 			}
 			l.signed, l.signedCP = cp, signed
 		}
-		l.signedAt = time.Now()
+		l.signedAt = l.opts.Now()
 		return nil
 	})
 }
@@ -313,7 +320,8 @@ func (l *Ledger) Size() int64 {
 	return l.head.Size
 }
 
-// Head returns the size and root of the committed tree (unsigned).
+// Head returns the size and root of the committed tree (unsigned). A
+// read-only ledger knows only its size until Verify.
 func (l *Ledger) Head() Checkpoint {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -339,9 +347,6 @@ func (l *Ledger) Checkpoint() ([]byte, error) {
 	if l.opts.ReadOnly {
 		return nil, ErrReadOnly
 	}
-	if head.Size == 0 && l.signedCP != nil {
-		return l.signedCP, nil
-	}
 	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(head))}, l.signer)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
@@ -352,7 +357,7 @@ func (l *Ledger) Checkpoint() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: store checkpoint: %w", err)
 	}
-	l.signed, l.signedCP, l.signedAt = head, signed, time.Now()
+	l.signed, l.signedCP, l.signedAt = head, signed, l.opts.Now()
 	return signed, nil
 }
 

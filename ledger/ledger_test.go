@@ -120,6 +120,11 @@ func TestProofsEverySize(t *testing.T) {
 			if err := proof.VerifyConsistency(h, uint64(from), uint64(size), hashes(p), roots[from], want); err != nil {
 				t.Fatalf("consistency %d -> %d: %v", from, size, err)
 			}
+			var fromRoot Hash
+			copy(fromRoot[:], roots[from])
+			if err := CheckConsistency(p, from, fromRoot, size, cp.Root); err != nil {
+				t.Fatalf("CheckConsistency %d -> %d: %v", from, size, err)
+			}
 		}
 	}
 	if _, err := l.ProveInclusion(300, 300); !errors.Is(err, ErrNotFound) {

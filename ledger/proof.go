@@ -46,17 +46,3 @@ func (l *Ledger) ProveConsistency(from, to int64) ([]Hash, error) {
 	}
 	return p, nil
 }
-
-// TreeHash returns the root hash of the tree of the given size.
-func (l *Ledger) TreeHash(size int64) (Hash, error) {
-	if size < 0 || size > l.Size() {
-		return Hash{}, fmt.Errorf("%w: size %d (log size %d)", ErrNotFound, size, l.Size())
-	}
-	var h Hash
-	err := l.db.View(func(txn *badger.Txn) error {
-		var err error
-		h, err = tlog.TreeHash(size, &hashReader{txn: txn, cache: l.cache})
-		return err
-	})
-	return h, err
-}

@@ -53,22 +53,26 @@ func TestLedgerVerifyCommand(t *testing.T) {
 		t.Errorf("progress written to a non-terminal: %q", errOut.String())
 	}
 
-	// Delete entry 23 behind the ledger's back.
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(ledgerDir(data), "db")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(txn *badger.Txn) error {
-		return txn.Delete(binary.BigEndian.AppendUint64([]byte{'e'}, 23))
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out.Reset()
-	err = run(context.Background(), []string{"ledger", "verify", "--data", data}, &out, &errOut)
-	if exitCode(err) != 1 || !strings.Contains(err.Error(), "first bad seq 23") || !strings.Contains(out.String(), "FAILED at seq 23") {
-		t.Fatalf("verify of a tampered ledger: %v\n%s", err, out.String())
+	// Delete an entry behind the ledger's back: in the middle, and the last.
+	for _, seq := range []int64{23, 49} {
+		data := makeLedger(t, 50)
+		db, err := badger.Open(badger.DefaultOptions(filepath.Join(ledgerDir(data), "db")).WithLogger(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(txn *badger.Txn) error {
+			return txn.Delete(binary.BigEndian.AppendUint64([]byte{'e'}, uint64(seq)))
+		})
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		err = run(context.Background(), []string{"ledger", "verify", "--data", data}, &out, &errOut)
+		want := fmt.Sprint("first bad seq ", seq)
+		if exitCode(err) != 1 || !strings.Contains(err.Error(), want) || !strings.Contains(out.String(), fmt.Sprint("FAILED at seq ", seq)) {
+			t.Fatalf("verify with entry %d deleted: %v\n%s", seq, err, out.String())
+		}
 	}
 }
 
