@@ -50,7 +50,7 @@ func (s *server) idempotent(c *gin.Context) {
 		}
 	}
 	if r, ok := s.g.Remembered(scope); ok {
-		fp := fingerprintOf(idem.JSON)
+		fp := idem.Fingerprint()
 		if !isJSON {
 			mr, ok := s.multipartBody(c)
 			if !ok {
@@ -66,7 +66,7 @@ func (s *server) idempotent(c *gin.Context) {
 			fail(c, gateway.ErrIdempotencyMismatch)
 			return
 		}
-		p, err := s.g.ReplayView(c, who, r)
+		p, err := s.g.Get(c, who, r.Packet)
 		if err != nil {
 			fail(c, err)
 			return
@@ -77,11 +77,6 @@ func (s *server) idempotent(c *gin.Context) {
 	}
 	c.Request = c.Request.WithContext(gateway.WithIdempotency(c.Request.Context(), idem))
 	c.Next()
-}
-
-func fingerprintOf(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 // keyLocks serialises requests by key, without growing forever.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,8 +26,17 @@ type limiters struct {
 func (l *limiters) get(key string) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.m == nil || len(l.m) > 10_000 { // anonymous addresses must not grow it forever
+	if l.m == nil {
 		l.m = map[string]*rate.Limiter{}
+	}
+	if len(l.m) > 10_000 {
+		// Many anonymous addresses must not grow the map forever, nor
+		// reset the buckets of the principals.
+		for k := range l.m {
+			if strings.HasPrefix(k, "addr:") {
+				delete(l.m, k)
+			}
+		}
 	}
 	lim := l.m[key]
 	if lim == nil {

@@ -113,7 +113,7 @@ func (s *server) get(c *gin.Context) {
 	}
 	v := packetView{Packet: p}
 	if who.Agency == p.Origin || who.Agency == p.Destination {
-		if v.Applicant, err = s.g.Applicant(c, who, p.ID); err != nil {
+		if v.Applicant, err = s.g.Applicant(c, who, p); err != nil {
 			fail(c, err)
 			return
 		}
@@ -150,6 +150,7 @@ func (s *server) bundle(c *gin.Context) {
 	h.Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
 	if err := s.g.WriteBundle(c, principal(c), id, c.Writer); err != nil {
 		if !c.Writer.Written() { // nothing sent yet: a proper error answer
+			h.Del("Content-Type")
 			h.Del("Content-Disposition")
 			fail(c, err)
 			return

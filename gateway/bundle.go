@@ -29,14 +29,16 @@ type ConsistencyProof struct {
 // intact; on corruption or loss it records integrity.violation. It runs
 // before any byte is sent, so a client never gets a 200 for altered bytes.
 func (g *Gateway) verifyObject(ctx context.Context, who Principal, packet, kind, digest string) error {
-	rc, _, err := g.cfg.Store.Open(ctx, digest)
-	if err == nil {
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
+	if _, err := g.readThrough(ctx, digest); err != nil {
+		return g.objectErr(ctx, who, packet, kind, digest, err)
 	}
-	if err == nil {
-		return nil
-	}
+	return nil
+}
+
+// objectErr translates an error reading a stored object of packet. A
+// missing or altered object is recorded as integrity.violation; the
+// caller must not hold the packet's lock.
+func (g *Gateway) objectErr(ctx context.Context, who Principal, packet, kind, digest string, err error) error {
 	if !errors.Is(err, storage.ErrCorrupt) && !errors.Is(err, storage.ErrNotFound) {
 		return storageErr(err)
 	}
@@ -52,14 +54,12 @@ func (g *Gateway) recordViolation(ctx context.Context, who Principal, packet, ki
 		v.Got, v.Detail = ce.Got, "altered"
 	}
 	defer g.lock(packet)()
-	p, err := g.state.get(packet)
-	if err != nil {
-		p = nil
-	}
+	p, _ := g.state.get(packet) // nil for an unknown packet
 	// The violation is recorded even if the caller went away meanwhile.
 	ctx = context.WithoutCancel(ctx)
+	var err error
 	if p != nil {
-		_, _, err = g.record(ctx, who, p, EntryViolation, packet, v, namesOf(p))
+		_, _, err = g.record(ctx, who, p, EntryViolation, packet, v, namesOf(p.Materials))
 	} else {
 		_, err = g.cfg.Ledger.Append(ctx, ledger.Entry{Type: EntryViolation, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: mustJSON(v)})
 	}
@@ -109,7 +109,7 @@ func (g *Gateway) OpenMaterial(ctx context.Context, who Principal, id, kind stri
 	}
 	defer g.lock(id)()
 	if cur, err := g.state.get(id); err == nil {
-		if _, _, err := g.record(ctx, who, cur, EntryDownloaded, id, downloadedPayload{What: "material", Kind: kind}, namesOf(cur)); err != nil {
+		if _, _, err := g.record(ctx, who, cur, EntryDownloaded, id, downloadedPayload{What: "material", Kind: kind}, namesOf(cur.Materials)); err != nil {
 			rc.Close()
 			return nil, nil, err
 		}
@@ -143,7 +143,7 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 	unlock := g.lock(id)
 	cur, err := g.state.get(id)
 	if err == nil {
-		_, _, err = g.record(ctx, who, cur, EntryDownloaded, id, downloadedPayload{What: "bundle"}, namesOf(cur))
+		_, _, err = g.record(ctx, who, cur, EntryDownloaded, id, downloadedPayload{What: "bundle"}, namesOf(cur.Materials))
 	}
 	unlock()
 	if err != nil {

@@ -309,7 +309,7 @@ func checkSubmitted(t *testing.T, g *Gateway, p *Packet, body []byte, idem *Idem
 	if pl.Manifest != p.Manifest || len(pl.Materials) != len(p.Materials) || len(p.Materials) == 0 {
 		t.Fatalf("entry records manifest %s and %d materials, the packet has %s and %d", pl.Manifest, len(pl.Materials), p.Manifest, len(p.Materials))
 	}
-	m, err := g.readManifest(ctx, p.Manifest)
+	m, err := g.readManifest(ctx, Principal{Agency: p.Origin, Role: RoleSubmitter}, p.ID, p.Manifest)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,11 +186,12 @@ func (g *Gateway) rebuild(ctx context.Context) error {
 // manifest, for apply during a rebuild; nil if it cannot be read.
 func (g *Gateway) manifestNames(ctx context.Context) func(string) map[string]string {
 	return func(digest string) map[string]string {
-		m, err := g.readManifest(ctx, digest)
-		if err != nil {
-			return nil
+		b, err := g.loadManifest(ctx, digest)
+		var m Manifest
+		if err != nil || json.Unmarshal(b, &m) != nil {
+			return nil // the kinds stand in for the names
 		}
-		return m.names()
+		return namesOf(m.Materials)
 	}
 }
 
@@ -218,12 +219,6 @@ func (g *Gateway) Ready(ctx context.Context) error {
 
 // Catalog returns the service-item catalogue.
 func (g *Gateway) Catalog() *Catalog { return g.cfg.Catalog }
-
-// Agency returns a known agency.
-func (g *Gateway) Agency(id string) (*Agency, bool) {
-	a, ok := g.agencies[id]
-	return a, ok
-}
 
 func (g *Gateway) lock(id string) func() {
 	h := fnv.New32a()
@@ -273,7 +268,7 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 	}
 	idem := idemFor(ctx)
 	if idem != nil {
-		b = withIdem(b, idemPayload{Key: idem.Scope, Body: idem.fingerprint()})
+		b = withIdem(b, idemPayload{Key: idem.Scope, Body: idem.Fingerprint()})
 	}
 	start := time.Now()
 	rec, err := g.cfg.Ledger.Append(ctx, ledger.Entry{
@@ -339,17 +334,13 @@ func (g *Gateway) Get(ctx context.Context, who Principal, id string) (*Packet, e
 	return p.withOverdue(g.cfg.Now()), nil
 }
 
-// Applicant returns the applicant of a packet, read from its stored
-// manifest, for its origin and destination only.
-func (g *Gateway) Applicant(ctx context.Context, who Principal, id string) (*Applicant, error) {
-	p, err := g.packetFor(who, id)
-	if err != nil {
-		return nil, err
-	}
+// Applicant returns the applicant of a packet got from Get, read from its
+// stored manifest, for its origin and destination only.
+func (g *Gateway) Applicant(ctx context.Context, who Principal, p *Packet) (*Applicant, error) {
 	if who.Agency != p.Origin && who.Agency != p.Destination {
 		return nil, fmt.Errorf("%w: applicant details are for the origin and destination", ErrForbidden)
 	}
-	m, err := g.readManifest(ctx, p.Manifest)
+	m, err := g.readManifest(ctx, who, p.ID, p.Manifest)
 	if err != nil {
 		return nil, err
 	}
@@ -416,17 +407,17 @@ func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason str
 	if !ok {
 		return nil, fieldError(ErrInvalid, "action", "unknown action %q: one of receive, return, approve, reject, deliver", action)
 	}
+	defer g.lock(id)()
+	p, err := g.packetForStep(who, id, t.side, t.from, action)
+	if err != nil {
+		return nil, err
+	}
 	reason = strings.TrimSpace(reason)
 	if len(reason) > g.cfg.Limits.MaxReasonBytes {
 		return nil, fieldError(ErrInvalid, "reason", "longer than %d bytes", g.cfg.Limits.MaxReasonBytes)
 	}
 	if (action == "return" || action == "reject") && reason == "" {
 		return nil, fieldError(ErrInvalid, "reason", "required for %s: the applicant must be told why", action)
-	}
-	defer g.lock(id)()
-	p, err := g.packetForStep(who, id, t.side, t.from, action)
-	if err != nil {
-		return nil, err
 	}
 	var payload any = reasonPayload{Reason: reason}
 	if action == "receive" {
@@ -436,7 +427,7 @@ func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason str
 	} else if action == "deliver" {
 		payload = struct{}{}
 	}
-	next, _, err := g.record(ctx, who, p, t.typ, id, payload, namesOf(p))
+	next, _, err := g.record(ctx, who, p, t.typ, id, payload, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}
@@ -475,30 +466,37 @@ func (g *Gateway) mayAct(who Principal, p *Packet, side string) error {
 	return nil
 }
 
-func namesOf(p *Packet) map[string]string {
-	m := make(map[string]string, len(p.Materials))
-	for _, r := range p.Materials {
+// namesOf returns the file names of materials by kind.
+func namesOf(refs []MaterialRef) map[string]string {
+	m := make(map[string]string, len(refs))
+	for _, r := range refs {
 		m[r.Kind] = r.Filename
 	}
 	return m
 }
 
-// readManifest loads a stored manifest by digest.
-func (g *Gateway) readManifest(ctx context.Context, digest string) (*Manifest, error) {
-	rc, _, err := g.cfg.Store.Open(ctx, digest)
+// readManifest loads packet's stored manifest by digest for who; a missing
+// or altered one is recorded as an integrity violation.
+func (g *Gateway) readManifest(ctx context.Context, who Principal, packet, digest string) (*Manifest, error) {
+	b, err := g.loadManifest(ctx, digest)
 	if err != nil {
-		return nil, storageErr(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 4<<20))
-	if err != nil {
-		return nil, storageErr(err)
+		return nil, g.objectErr(ctx, who, packet, "manifest", digest, err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("gateway: stored manifest %s: %w", digest, err)
 	}
 	return &m, nil
+}
+
+// loadManifest reads a stored manifest's bytes, verified.
+func (g *Gateway) loadManifest(ctx context.Context, digest string) ([]byte, error) {
+	rc, _, err := g.cfg.Store.Open(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, 4<<20))
 }
 
 // storageErr translates storage errors into the gateway's.

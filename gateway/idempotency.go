@@ -36,8 +36,8 @@ type Idempotency struct {
 	used  bool
 }
 
-// fingerprint returns the request's fingerprint.
-func (i *Idempotency) fingerprint() string {
+// Fingerprint returns the request's fingerprint.
+func (i *Idempotency) Fingerprint() string {
 	if i.JSON != nil {
 		s := sha256.Sum256(i.JSON)
 		return hex.EncodeToString(s[:])
@@ -69,7 +69,7 @@ func FingerprintMultipart(mr *multipart.Reader) (string, error) {
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
-			return idem.fingerprint(), nil
+			return idem.Fingerprint(), nil
 		}
 		if err != nil {
 			return "", fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
@@ -126,12 +126,6 @@ func (g *Gateway) Remembered(scope string) (*Replay, bool) {
 		return item.Value(func(v []byte) error { return json.Unmarshal(v, &r) })
 	})
 	return &r, err == nil
-}
-
-// ReplayView returns the packet a remembered request made or acted on, as
-// it is now; authorisation is checked as for Get.
-func (g *Gateway) ReplayView(ctx context.Context, who Principal, r *Replay) (*Packet, error) {
-	return g.Get(ctx, who, r.Packet)
 }
 
 // idemFor takes the request's idempotency description from ctx, once.

@@ -47,14 +47,6 @@ type Manifest struct {
 	Created     time.Time     `json:"created"`
 }
 
-func (m *Manifest) names() map[string]string {
-	out := make(map[string]string, len(m.Materials))
-	for _, r := range m.Materials {
-		out[r.Kind] = r.Filename
-	}
-	return out
-}
-
 // manifestInput is the manifest part of POST /v1/packets.
 type manifestInput struct {
 	Item        string          `json:"item" validate:"required,max=64"`
@@ -132,7 +124,7 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reade
 		Materials: digestsOf(m.Materials), Deadline: deadline(now, item.TimeLimit),
 	}
 	defer g.lock(id)()
-	p, _, err := g.record(ctx, who, nil, EntrySubmitted, id, payload, m.names())
+	p, _, err := g.record(ctx, who, nil, EntrySubmitted, id, payload, namesOf(m.Materials))
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +424,8 @@ func (g *Gateway) storeManifest(ctx context.Context, m *Manifest) (string, error
 func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
 	ctx, release := g.claimObjects(ctx)
 	defer release()
-	defer g.lock(id)()
+	// Check before the upload, without the packet's lock: the upload may
+	// take long, and the lock would stall every other step on the packet.
 	p, err := g.packetForStep(who, id, "origin", StatusCorrectionRequested, "supplement")
 	if err != nil {
 		return nil, err
@@ -441,11 +434,11 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	if !ok {
 		return nil, fmt.Errorf("%w: item %s is no longer in the catalogue", ErrConflict, p.Item)
 	}
-	refs, order, err := g.receiveSupplement(ctx, mr, item)
+	old, err := g.readManifest(ctx, who, id, p.Manifest)
 	if err != nil {
 		return nil, err
 	}
-	old, err := g.readManifest(ctx, p.Manifest)
+	refs, order, err := g.receiveSupplement(ctx, mr, item)
 	if err != nil {
 		return nil, err
 	}
@@ -461,7 +454,11 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	if err != nil {
 		return nil, err
 	}
-	next, _, err := g.record(ctx, who, p, EntrySupplemented, id, supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, m.names())
+	defer g.lock(id)()
+	if p, err = g.packetForStep(who, id, "origin", StatusCorrectionRequested, "supplement"); err != nil {
+		return nil, err // it moved on during the upload
+	}
+	next, _, err := g.record(ctx, who, p, EntrySupplemented, id, supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
 	if err != nil {
 		return nil, err
 	}
@@ -585,9 +582,8 @@ var licenseMaterial = Material{Kind: "license", Name: "证照", NameEN: "issued 
 func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
 	ctx, release := g.claimObjects(ctx)
 	defer release()
-	defer g.lock(id)()
-	p, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for")
-	if err != nil {
+	// As for supplements: check, upload without the lock, check again.
+	if _, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for"); err != nil {
 		return nil, err
 	}
 	part, err := mr.NextPart()
@@ -609,7 +605,12 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr
 	if _, err := mr.NextPart(); err != io.EOF {
 		return nil, fieldError(ErrInvalid, "license", "only one part, the licence, is expected")
 	}
-	next, _, err := g.record(ctx, who, p, EntryLicense, id, licensePayload{digestsOf([]MaterialRef{ref})[0]}, namesOf(p))
+	defer g.lock(id)()
+	p, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for")
+	if err != nil {
+		return nil, err
+	}
+	next, _, err := g.record(ctx, who, p, EntryLicense, id, licensePayload{digestsOf([]MaterialRef{ref})[0]}, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}
