@@ -79,8 +79,10 @@ type Gateway struct {
 	locks    [256]sync.Mutex // per-packet serialisation, striped by id
 	log      *slog.Logger
 
-	inflightMu sync.Mutex
-	inflight   map[string]int // objects stored by requests not yet recorded (see claim)
+	inflightMu      sync.Mutex
+	inflight        map[string]int  // objects stored by requests not yet recorded (see claim)
+	claimedDuringGC map[string]bool // objects claimed since the running collection began; nil between collections
+	gcMu            sync.Mutex      // one collection at a time
 
 	appends     atomic.Int64 // ledger appends made, and their total latency
 	appendNanos atomic.Int64

@@ -51,6 +51,9 @@ func (g *Gateway) claim(ctx context.Context, digest string) error {
 	}
 	g.inflightMu.Lock()
 	g.inflight[digest]++
+	if g.claimedDuringGC != nil {
+		g.claimedDuringGC[digest] = true
+	}
 	g.inflightMu.Unlock()
 	c.digests = append(c.digests, digest)
 	if _, err := g.cfg.Store.Stat(ctx, digest); err != nil {
@@ -114,6 +117,22 @@ type GCReport struct {
 // grace (with dryRun, only counts them). Temporary files and incomplete
 // uploads the store left behind are swept too.
 func (g *Gateway) CollectGarbage(ctx context.Context, grace time.Duration, dryRun bool) (*GCReport, error) {
+	g.gcMu.Lock()
+	defer g.gcMu.Unlock()
+	// Every object claimed while this collection runs is kept, even if its
+	// request finished (and released the claim) after our last look at the
+	// ledger: its entry may be newer than what we read.
+	g.inflightMu.Lock()
+	g.claimedDuringGC = make(map[string]bool, len(g.inflight))
+	for d := range g.inflight {
+		g.claimedDuringGC[d] = true
+	}
+	g.inflightMu.Unlock()
+	defer func() {
+		g.inflightMu.Lock()
+		g.claimedDuringGC = nil
+		g.inflightMu.Unlock()
+	}()
 	refs := map[string]objectRef{}
 	size, err := g.references(ctx, 0, refs)
 	if err != nil {
@@ -178,7 +197,7 @@ func hasRef(refs map[string]objectRef, d string) bool {
 func (g *Gateway) deleteUnclaimed(ctx context.Context, digest string) (bool, error) {
 	g.inflightMu.Lock()
 	defer g.inflightMu.Unlock()
-	if g.inflight[digest] > 0 {
+	if g.inflight[digest] > 0 || g.claimedDuringGC[digest] {
 		return false, nil
 	}
 	err := g.cfg.Store.Delete(ctx, digest)

@@ -92,3 +92,40 @@ func TestClaimNoticesCollectedObject(t *testing.T) {
 		t.Fatal("claim of a vanished object succeeded")
 	}
 }
+
+// listHook runs a function after each listing, as if a request had run
+// while the collector looked at the store.
+type listHook struct {
+	storage.Store
+	after func()
+}
+
+func (h listHook) List(ctx context.Context, fn func(storage.Info) error) error {
+	err := h.Store.List(ctx, fn)
+	h.after()
+	return err
+}
+
+// TestGCKeepsObjectsClaimedDuringCollection: a request that stores an
+// identical copy of old garbage, records it and releases its claim while
+// the collector is running must not lose the object: its entry can be
+// newer than the collector's last read of the ledger.
+func TestGCKeepsObjectsClaimedDuringCollection(t *testing.T) {
+	g, st, _ := testGateway(t)
+	d := put(t, st, "%PDF-1.7\nold garbage, stored again by a new request")
+	g.cfg.Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+	g.cfg.Store = listHook{Store: st, after: func() {
+		ctx, release := g.claimObjects(context.Background())
+		if err := g.claim(ctx, d); err != nil {
+			t.Error(err)
+		}
+		release() // the request is done; its entry is after the collector's scan
+	}}
+	rep, err := g.CollectGarbage(context.Background(), time.Hour, false)
+	if err != nil || rep.Deleted != 0 {
+		t.Fatalf("collected an object claimed during the collection: %+v %v", rep, err)
+	}
+	if _, err := st.Stat(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+}
