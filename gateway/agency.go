@@ -17,10 +17,10 @@ type Principal struct {
 
 // Agency is a government office connected to the gateway.
 type Agency struct {
-	ID     string   `json:"id"`
-	Name   string   `json:"name"`
-	Region string   `json:"region"` // GB/T 2260 code
-	Roles  []string `json:"roles"`  // roles its principals may hold
+	ID     string   `json:"id" validate:"required,max=64"`
+	Name   string   `json:"name" validate:"required"`
+	Region string   `json:"region" validate:"required,region"`                                     // GB/T 2260 code
+	Roles  []string `json:"roles" validate:"required,min=1,dive,oneof=submitter reviewer auditor"` // roles its principals may hold
 }
 
 // Can reports whether the agency may act in role.

@@ -117,13 +117,6 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		cfg.Now = time.Now
 	}
 	g := &Gateway{cfg: cfg, agencies: make(map[string]*Agency), inflight: make(map[string]int), validate: validator.New(validator.WithRequiredStructEnabled()), log: cfg.Logger}
-	for i := range cfg.Agencies {
-		a := &cfg.Agencies[i]
-		if _, dup := g.agencies[a.ID]; dup || a.ID == "" {
-			return nil, fmt.Errorf("gateway: agency id %q empty or duplicated", a.ID)
-		}
-		g.agencies[a.ID] = a
-	}
 	if err := RegisterValidators(g.validate); err != nil {
 		return nil, err
 	}
@@ -131,6 +124,16 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		return name
 	})
+	for i := range cfg.Agencies {
+		a := &cfg.Agencies[i]
+		if err := g.validate.Struct(a); err != nil {
+			return nil, fmt.Errorf("gateway: agency %q: %w", a.ID, err)
+		}
+		if _, dup := g.agencies[a.ID]; dup {
+			return nil, fmt.Errorf("gateway: agency id %q appears twice", a.ID)
+		}
+		g.agencies[a.ID] = a
+	}
 	var err error
 	if g.state, err = openState(cfg.StateDir, cfg.Logger); err != nil {
 		return nil, err
@@ -269,8 +272,10 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 		b = withPacketPrev(b, p.LastSeq)
 	}
 	idem := idemFor(ctx)
+	var fingerprint string
 	if idem != nil {
-		b = withIdem(b, idemPayload{Key: idem.Scope, Body: idem.Fingerprint()})
+		fingerprint = idem.Fingerprint()
+		b = withIdem(b, idemPayload{Key: idem.Scope, Body: fingerprint})
 	}
 	start := time.Now()
 	rec, err := g.cfg.Ledger.Append(ctx, ledger.Entry{
@@ -292,7 +297,7 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 		g.log.Error("packet view not updated", "packet", packet, "seq", rec.Seq, "err", err)
 	}
 	if idem != nil {
-		if err := g.rememberFromEntry(rec); err != nil {
+		if err := g.remember(idem.Scope, replayOf(rec, fingerprint)); err != nil {
 			// Also durable in the entry: restored on the next rebuild.
 			g.log.Error("idempotency record not stored", "packet", packet, "seq", rec.Seq, "err", err)
 		}

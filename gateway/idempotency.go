@@ -148,21 +148,18 @@ func withIdem(payload []byte, p idemPayload) []byte {
 	return append(head, payload[1:]...)
 }
 
-// remember stores the outcome of an idempotent request, durably, before it
-// is answered.
+// remember stores the outcome of an idempotent request. No fsync: the
+// state is a cache, and after a crash the rebuild restores the record from
+// the entry's "idem" field.
 func (g *Gateway) remember(scope string, r Replay) error {
 	b, _ := json.Marshal(r)
 	ttl := time.Until(r.Time.Add(IdempotencyTTL))
 	if ttl <= 0 {
 		return nil
 	}
-	err := g.state.db.Update(func(txn *badger.Txn) error {
+	return g.state.db.Update(func(txn *badger.Txn) error {
 		return txn.SetEntry(badger.NewEntry(append([]byte{'i'}, scope...), b).WithTTL(ttl))
 	})
-	if err == nil {
-		err = g.state.db.Sync()
-	}
-	return err
 }
 
 // rememberFromEntry restores an idempotency record from a ledger entry
@@ -174,11 +171,16 @@ func (g *Gateway) rememberFromEntry(rec *ledger.Record) error {
 	if json.Unmarshal(rec.Payload, &pl) != nil || pl.Idem == nil {
 		return nil
 	}
+	return g.remember(pl.Idem.Key, replayOf(rec, pl.Idem.Body))
+}
+
+// replayOf is what a retry of the request that made rec gets back.
+func replayOf(rec *ledger.Record, fingerprint string) Replay {
 	status := 200
 	if rec.Type == EntrySubmitted {
 		status = 201
 	}
-	return g.remember(pl.Idem.Key, Replay{Fingerprint: pl.Idem.Body, Packet: rec.Packet, Seq: rec.Seq, Status: status, Time: rec.Time})
+	return Replay{Fingerprint: fingerprint, Packet: rec.Packet, Seq: rec.Seq, Status: status, Time: rec.Time}
 }
 
 // ErrIdempotencyMismatch is a key reused with another body (422).

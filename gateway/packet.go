@@ -211,35 +211,26 @@ func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string
 	return &c, nil
 }
 
-// mergeMaterials replaces materials of the same kind and appends new ones.
+// mergeMaterials folds the materials of an entry into a packet's, named
+// from names (by kind; the kind stands in where there is no name).
 func mergeMaterials(have []MaterialRef, add []materialDigest, names map[string]string) []MaterialRef {
-	out := append([]MaterialRef(nil), have...)
-	for _, m := range add {
+	refs := make([]MaterialRef, len(add))
+	for i, m := range add {
 		name := names[m.Kind]
 		if name == "" {
 			name = m.Kind
 		}
-		ref := MaterialRef{Kind: m.Kind, Filename: name, Size: m.Size, SHA256: m.SHA256, ContentType: m.ContentType}
-		replaced := false
-		for i := range out {
-			if out[i].Kind == m.Kind {
-				out[i], replaced = ref, true
-			}
-		}
-		if !replaced {
-			out = append(out, ref)
-		}
+		refs[i] = MaterialRef{Kind: m.Kind, Filename: name, Size: m.Size, SHA256: m.SHA256, ContentType: m.ContentType}
 	}
-	return out
+	return mergeRefs(have, refs)
 }
 
 // deadline adds an item's time limit to start, in China Standard Time:
 // working days skip Saturdays and Sundays (public holidays are not modelled);
 // 0 days means the end of the same day.
 func deadline(start time.Time, tl TimeLimit) time.Time {
-	cst := time.FixedZone("CST", 8*3600)
-	t := start.In(cst)
-	end := time.Date(t.Year(), t.Month(), t.Day(), 23, 59, 59, 0, cst)
+	t := start.In(chinaTime)
+	end := time.Date(t.Year(), t.Month(), t.Day(), 23, 59, 59, 0, chinaTime)
 	for n := tl.Days; n > 0; {
 		end = end.AddDate(0, 0, 1)
 		if tl.WorkingDays && (end.Weekday() == time.Saturday || end.Weekday() == time.Sunday) {

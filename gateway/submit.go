@@ -152,6 +152,11 @@ func (g *Gateway) readManifestPart(ctx context.Context, mr *multipart.Reader, in
 	if part.FormName() != "manifest" {
 		return fieldError(ErrMalformed, "manifest", "the first part must be the manifest, not %q", part.FormName())
 	}
+	return g.decodeManifestPart(ctx, part, into)
+}
+
+// decodeManifestPart reads a manifest part, bounded, into into.
+func (g *Gateway) decodeManifestPart(ctx context.Context, part *multipart.Part, into any) error {
 	b, err := io.ReadAll(io.LimitReader(part, g.cfg.Limits.MaxManifestBytes+1))
 	if err != nil {
 		return fmt.Errorf("%w: manifest part: %w", ErrMalformed, err)
@@ -207,7 +212,7 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 		}
 	case ApplicantEnterprise:
 		app.ID = strings.ToUpper(app.ID)
-		if !ValidCreditCode(app.ID) {
+		if g.validate.Var(app.ID, "uscc") != nil {
 			bad.add("applicant.id", "not a valid unified social credit code (GB 32100-2015)")
 		}
 	default:
@@ -465,6 +470,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	return next.withOverdue(g.cfg.Now()), nil
 }
 
+// mergeRefs replaces materials of the same kind and appends new ones.
 func mergeRefs(have, add []MaterialRef) []MaterialRef {
 	out := append([]MaterialRef(nil), have...)
 	for _, a := range add {
@@ -501,14 +507,10 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 	var order []string
 	bad := fields{}
 	if part.FormName() == "manifest" {
-		b, err := io.ReadAll(io.LimitReader(part, g.cfg.Limits.MaxManifestBytes+1))
+		err := g.decodeManifestPart(ctx, part, &in)
 		part.Close()
-		if err != nil || int64(len(b)) > g.cfg.Limits.MaxManifestBytes {
-			return nil, nil, fieldError(ErrTooLarge, "manifest", "unreadable or larger than %d bytes", g.cfg.Limits.MaxManifestBytes)
-		}
-		notePart(ctx, part.FormName(), part.FileName(), hexSHA256(b))
-		if err := json.Unmarshal(b, &in); err != nil {
-			return nil, nil, fieldError(ErrMalformed, "manifest", "not valid JSON of the expected shape: %v", err)
+		if err != nil {
+			return nil, nil, err
 		}
 		g.structErrors(&in, bad)
 		for i, mi := range in.Materials {
