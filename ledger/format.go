@@ -95,26 +95,44 @@ func loadOrCreateKey(path, origin string) (string, error) {
 		return skey, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("format: read key: %w", err)
+		return "", fmt.Errorf("ledger: read key: %w", err)
 	}
 	skey, _, err := GenerateKey(origin)
 	if err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("format: key dir: %w", err)
+		return "", fmt.Errorf("ledger: key dir: %w", err)
 	}
+	return skey, WriteKeyFile(path, skey)
+}
+
+// WriteKeyFile writes a new signer key file (mode 0600), durably: the file
+// and its directory entry are synced, since a key lost in a power cut
+// while the log survives would make the log unsignable. It never
+// overwrites a file.
+func WriteKeyFile(path, skey string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("format: create key: %w", err)
+		return fmt.Errorf("ledger: create key: %w", err)
 	}
-	if _, err := f.WriteString(skey + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("format: write key: %w", err)
+	_, err = f.WriteString(skey + "\n")
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", fmt.Errorf("format: sync key: %w", err)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return skey, f.Close()
+	if err == nil {
+		var d *os.File
+		if d, err = os.Open(filepath.Dir(path)); err == nil {
+			err = d.Sync()
+			d.Close()
+		}
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("ledger: write key %s: %w", path, err)
+	}
+	return nil
 }

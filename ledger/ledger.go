@@ -112,10 +112,12 @@ func Open(opts Options) (*Ledger, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if !opts.ReadOnly {
-		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("ledger: %w", err)
+	if opts.ReadOnly {
+		if _, err := os.Stat(filepath.Join(opts.Dir, "db")); err != nil {
+			return nil, fmt.Errorf("ledger: no ledger in %s: %w", opts.Dir, err)
 		}
+	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	l := &Ledger{opts: opts, cache: newChunkCache(8192)} // 8192 chunks: 16 MiB
 	skey, err := l.loadKey()
@@ -141,11 +143,6 @@ func Open(opts Options) (*Ledger, error) {
 		WithMetricsEnabled(false)
 	if opts.BadgerOptions != nil {
 		bo = opts.BadgerOptions(bo)
-	}
-	if opts.ReadOnly {
-		if _, err := os.Stat(bo.Dir); err != nil {
-			return nil, fmt.Errorf("ledger: no ledger in %s: %w", opts.Dir, err)
-		}
 	}
 	l.db, err = badger.Open(bo)
 	if opts.ReadOnly && err != nil && strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) { // Badger does not wrap it

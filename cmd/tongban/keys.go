@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"tongban/api"
 	"tongban/gateway"
@@ -27,15 +26,7 @@ func runKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	if _, err := fmt.Fprintln(f, skey); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := ledger.WriteKeyFile(*out, skey); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "signer key:   %s (keep it secret; place it at <data>/ledger/signer.key)\nverifier key: %s\n", *out, vkey)

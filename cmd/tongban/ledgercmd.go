@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"tongban/ledger"
@@ -29,9 +28,6 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError("ledger verify takes no arguments, got %q", pos)
 	}
 	dir := ledgerDir(*data)
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("no ledger in %s: %w", *data, err)
-	}
 	l, err := ledger.Open(ledger.Options{Dir: dir, ReadOnly: true})
 	if errors.Is(err, ledger.ErrLocked) {
 		return fmt.Errorf("%w: stop the gateway first, or ask it with POST /v1/ledger/verify", err)

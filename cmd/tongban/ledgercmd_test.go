@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,3 +96,24 @@ func TestParseArgsInterspersed(t *testing.T) {
 }
 
 func newFlagSetForTest() *flag.FlagSet { return flag.NewFlagSet("t", flag.ContinueOnError) }
+
+// TestGCCommand: gc on a stopped gateway's data collects nothing that is
+// referenced; a mistyped --data is refused without creating anything.
+func TestGCCommand(t *testing.T) {
+	data := makeLedger(t, 3)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"gc", "--data", data, "--dry-run", "--grace", "0s"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("gc: %v", err)
+	}
+	if !strings.Contains(out.String(), "would delete 0") {
+		t.Fatalf("gc output: %s", out.String())
+	}
+	missing := filepath.Join(t.TempDir(), "no-such-data")
+	err := run(context.Background(), []string{"gc", "--data", missing}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "no ledger") {
+		t.Fatalf("gc of a missing data dir: %v", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("gc created %s", missing)
+	}
+}

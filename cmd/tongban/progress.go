@@ -48,6 +48,11 @@ func (p *progress) Set(done int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.done = done
+	p.maybeDraw()
+}
+
+// maybeDraw redraws if the last drawing is old enough. p.mu is held.
+func (p *progress) maybeDraw() {
 	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
 		p.last = now
 		p.draw()
@@ -60,9 +65,9 @@ func (p *progress) Add(n int64) {
 		return
 	}
 	p.mu.Lock()
-	done := p.done + n
-	p.mu.Unlock()
-	p.Set(done)
+	defer p.mu.Unlock()
+	p.done += n
+	p.maybeDraw()
 }
 
 // Finish draws the final state and ends the line.

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"tongban/api"
@@ -75,9 +76,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := newLogger(stderr, *logFormat)
 	slog.SetDefault(log)
-	cfg, demo, err := loadConfig(*config, *data)
+	cfg, demo, err := loadConfig(*config)
 	if err != nil {
 		return err
+	}
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return err
+	}
+	if demo {
+		if cfg.Credentials, err = demoCredentials(*data, cfg.Agencies); err != nil {
+			return err
+		}
 	}
 	g, l, closeAll, err := openGateway(ctx, *data, cfg, log)
 	if err != nil {
@@ -121,10 +130,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if demo {
 		fmt.Fprintf(stdout, "tongban: listening on %s://%s; demo tokens in %s\n", scheme, ln.Addr(), filepath.Join(*data, "demo-tokens.json"))
 	}
+	// Background work stops before the gateway and ledger close (the
+	// deferred closeAll runs after this).
 	bg, stopBG := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer background.Wait()
 	defer stopBG()
 	if *gcEvery > 0 {
-		go g.RunGC(bg, *gcEvery, *gcGrace)
+		background.Go(func() { g.RunGC(bg, *gcEvery, *gcGrace) })
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -150,17 +163,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// loadConfig reads --config, or returns the demo set-up (minting the demo
-// tokens on first use) when there is none.
-func loadConfig(path, data string) (fileConfig, bool, error) {
+// loadConfig reads --config, or returns the demo set-up (without its
+// credentials: see demoCredentials) when there is none.
+func loadConfig(path string) (fileConfig, bool, error) {
 	cfg := fileConfig{Agencies: gateway.DemoAgencies(), Catalog: gateway.DefaultCatalog()}
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return cfg, false, err
-	}
 	if path == "" {
-		var err error
-		cfg.Credentials, err = demoCredentials(data, cfg.Agencies)
-		return cfg, true, err
+		return cfg, true, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -228,9 +236,13 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError("gc takes no arguments")
 	}
 	log := newLogger(stderr, "auto")
-	cfg, _, err := loadConfig(*config, *data)
+	cfg, _, err := loadConfig(*config)
 	if err != nil {
 		return err
+	}
+	// A mistyped --data must not grow a fresh, empty gateway.
+	if _, err := os.Stat(filepath.Join(ledgerDir(*data), "db")); err != nil {
+		return fmt.Errorf("no ledger in %s: %w", *data, err)
 	}
 	g, _, closeAll, err := openGateway(ctx, *data, cfg, log)
 	if errors.Is(err, ledger.ErrLocked) {
@@ -313,18 +325,21 @@ func writeFileSync(path string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fsstore.SyncDir(filepath.Dir(path))
 }
 
 // demoCredentials returns the demo principals' credentials, minting their

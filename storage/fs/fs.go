@@ -118,7 +118,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 	if err := os.Rename(tmp, final); err != nil {
 		return storage.Info{}, fmt.Errorf("storage/fs: put: %w", err)
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := SyncDir(filepath.Dir(final)); err != nil {
 		return storage.Info{}, fmt.Errorf("storage/fs: put: %w", err)
 	}
 	return s.Stat(ctx, sum)
@@ -136,7 +136,7 @@ func (s *Store) mkdirs(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := SyncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
 	}
@@ -182,7 +182,7 @@ func (s *Store) Delete(ctx context.Context, sum string) error {
 	if err := os.Remove(p); err != nil {
 		return s.fail("delete", err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := SyncDir(filepath.Dir(p)); err != nil {
 		return s.fail("delete", err)
 	}
 	return nil
@@ -279,8 +279,9 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) error {
 	}
 }
 
-// syncDir makes a directory's entries (a rename, a new subdirectory) durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, making the creation, rename or removal of
+// entries in it durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

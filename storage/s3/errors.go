@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 
 	"github.com/minio/minio-go/v7"
 
@@ -44,8 +43,7 @@ func isUnavailable(err error) bool {
 	if r.StatusCode >= http.StatusInternalServerError || r.Code == "SlowDown" || r.Code == "NoSuchBucket" {
 		return true
 	}
-	var ue *url.Error
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ue) || errors.As(err, &ne) ||
+	var ne net.Error // *url.Error is one too
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) ||
 		errors.Is(err, io.ErrUnexpectedEOF)
 }
