@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -80,3 +81,21 @@ func (p *PutReader) SHA256() string { return p.sum }
 
 // Size returns the number of bytes read so far.
 func (p *PutReader) Size() int64 { return p.n }
+
+// Discard reads the rest of the stream, checking it as Read does, for a
+// Put whose object is already stored. It stops early when ctx is done.
+func (p *PutReader) Discard(ctx context.Context) error {
+	buf := make([]byte, 256<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := p.Read(buf)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

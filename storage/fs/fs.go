@@ -71,7 +71,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 		// Already stored: verify the stream against the declaration without
 		// writing it again.
 		if info, err := s.Stat(ctx, opts.SHA256); err == nil {
-			if err := copyCtx(ctx, io.Discard, pr); err != nil {
+			if err := pr.Discard(ctx); err != nil {
 				return storage.Info{}, fmt.Errorf("storage/fs: put: %w", err)
 			}
 			return info, nil

@@ -38,7 +38,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 		// uploading it again.
 		e, err := s.head(ctx, opts.SHA256)
 		if err == nil {
-			if err := drain(ctx, pr); err != nil {
+			if err := pr.Discard(ctx); err != nil {
 				return storage.Info{}, fmt.Errorf("storage/s3: put: %w", err)
 			}
 			return e.info, nil
@@ -60,7 +60,8 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 	}
 	switch err {
 	case io.EOF, io.ErrUnexpectedEOF: // pr only ends with EOF when every check held
-		info, err = s.putSmall(ctx, pr.SHA256(), first[:n])
+		// A declared digest was looked up above already.
+		info, err = s.putSmall(ctx, pr.SHA256(), first[:n], opts.SHA256 == "")
 	case nil:
 		info, err = s.putLarge(ctx, pr, first)
 	default:
@@ -80,24 +81,28 @@ func (s *Store) putBuf(bp *[]byte, err error) {
 	}
 }
 
-// putSmall stores a stream that fit in memory with one PUT under its name.
-func (s *Store) putSmall(ctx context.Context, sum string, data []byte) (storage.Info, error) {
-	e, err := s.head(ctx, sum)
-	if err == nil {
-		return e.info, nil // already stored
-	}
-	if !errors.Is(err, storage.ErrNotFound) {
-		return storage.Info{}, err
+// putSmall stores a stream that fit in memory with one PUT under its name;
+// lookup says whether to check first that it is not stored already. (A
+// PUT racing another of the same bytes only rewrites identical bytes.)
+func (s *Store) putSmall(ctx context.Context, sum string, data []byte, lookup bool) (storage.Info, error) {
+	if lookup {
+		e, err := s.head(ctx, sum)
+		if err == nil {
+			return e.info, nil // already stored
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return storage.Info{}, err
+		}
 	}
 	digest, _ := hex.DecodeString(sum)
-	_, err = s.core.PutObject(ctx, s.bucket, objKey(sum), bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{
+	_, err := s.core.PutObject(ctx, s.bucket, objKey(sum), bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{
 		UserMetadata:         map[string]string{"X-Amz-Checksum-Sha256": base64.StdEncoding.EncodeToString(digest)},
 		DisableContentSha256: true, // the checksum header already covers the payload
 	})
 	if err != nil {
 		return storage.Info{}, fail("put", err)
 	}
-	e, err = s.head(ctx, sum)
+	e, err := s.head(ctx, sum)
 	return e.info, err
 }
 
@@ -283,21 +288,4 @@ func newBlobID() string {
 func validBlobID(id string) bool {
 	_, err := hex.DecodeString(id)
 	return len(id) == 32 && err == nil
-}
-
-// drain reads r to its end, stopping early when ctx is done.
-func drain(ctx context.Context, r io.Reader) error {
-	buf := make([]byte, 256<<10)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		_, err := r.Read(buf)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
