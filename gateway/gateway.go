@@ -28,6 +28,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 
+	"tongban/gateway/workday"
 	"tongban/ledger"
 	"tongban/storage"
 )
@@ -68,6 +69,9 @@ type Config struct {
 	Limits       Limits
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// Calendar counts working days for deadlines; nil: the built-in
+	// holiday table without overrides.
+	Calendar *workday.Calendar
 }
 
 // Gateway runs the packet workflow. Its methods are safe for concurrent use.
@@ -115,6 +119,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Calendar == nil {
+		cfg.Calendar, _ = workday.New(nil) // no overrides: cannot fail
 	}
 	g := &Gateway{cfg: cfg, agencies: make(map[string]*Agency), inflight: make(map[string]int), validate: validator.New(validator.WithRequiredStructEnabled()), log: cfg.Logger}
 	if err := RegisterValidators(g.validate); err != nil {

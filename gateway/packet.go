@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"tongban/gateway/workday"
 	"tongban/ledger"
 )
 
@@ -89,6 +90,7 @@ func (p *Packet) closed() bool {
 func (p *Packet) withOverdue(now time.Time) *Packet {
 	c := *p
 	c.Overdue = !p.closed() && p.PausedAt == nil && now.After(p.Deadline)
+	c.Deadline = p.Deadline.In(workday.Shanghai) // shown with +08:00
 	return &c
 }
 
@@ -225,18 +227,16 @@ func mergeMaterials(have []MaterialRef, add []materialDigest, names map[string]s
 	return mergeRefs(have, refs)
 }
 
-// deadline adds an item's time limit to start, in China Standard Time:
-// working days skip Saturdays and Sundays (public holidays are not modelled);
-// 0 days means the end of the same day.
-func deadline(start time.Time, tl TimeLimit) time.Time {
-	t := start.In(chinaTime)
-	end := time.Date(t.Year(), t.Month(), t.Day(), 23, 59, 59, 0, chinaTime)
-	for n := tl.Days; n > 0; {
-		end = end.AddDate(0, 0, 1)
-		if tl.WorkingDays && (end.Weekday() == time.Saturday || end.Weekday() == time.Sunday) {
-			continue
-		}
-		n--
+// deadline adds an item's time limit to start, counting days in Shanghai:
+// working days follow cal (public holidays and 调休 included); 0 days means
+// the end of the same day. The ledger keeps it in UTC.
+func deadline(start time.Time, tl TimeLimit, cal *workday.Calendar) time.Time {
+	t := start.In(workday.Shanghai)
+	end := time.Date(t.Year(), t.Month(), t.Day(), 23, 59, 59, 0, workday.Shanghai)
+	if tl.WorkingDays {
+		end = cal.AddWorkdays(end, tl.Days)
+	} else {
+		end = end.AddDate(0, 0, tl.Days)
 	}
 	return end.UTC()
 }

@@ -121,7 +121,7 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reade
 	payload := submittedPayload{
 		Item: item.Code, Origin: who.Agency, Destination: in.Destination, Manifest: digest,
 		Applicant: applicantDigest{Type: app.Type, Digest: g.applicantDigestOf(app.Type, app.ID)},
-		Materials: digestsOf(m.Materials), Deadline: deadline(now, item.TimeLimit),
+		Materials: digestsOf(m.Materials), Deadline: deadline(now, item.TimeLimit, g.cfg.Calendar),
 	}
 	defer g.lock(id)()
 	p, _, err := g.record(ctx, who, nil, EntrySubmitted, id, payload, namesOf(m.Materials))

@@ -25,6 +25,7 @@ import (
 
 	"tongban/api"
 	"tongban/gateway"
+	"tongban/gateway/workday"
 	"tongban/ledger"
 	"tongban/storage"
 	fsstore "tongban/storage/fs"
@@ -41,6 +42,10 @@ type fileConfig struct {
 	ClientCerts map[string]gateway.Principal `json:"client_certs,omitempty"` // TLS client certificate CN -> principal
 	Limits      gateway.Limits               `json:"limits"`
 	MaxUpload   int64                        `json:"max_upload_bytes,omitempty"`
+	// CalendarOverrides set single days as working days or days off, for
+	// years the built-in holiday table does not know and local arrangements.
+	CalendarOverrides []workday.Override `json:"calendar_overrides,omitempty"`
+	calendar          *workday.Calendar  // built from CalendarOverrides by loadConfig
 }
 
 type s3Config struct {
@@ -93,6 +98,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeAll()
+	warnUncoveredYears(log, cfg.calendar, time.Now())
 	h, err := api.New(api.Config{
 		Gateway: g, Credentials: cfg.Credentials, MaxUploadBytes: cfg.MaxUpload, Logger: log,
 		RateLimit: *rateLimit, ClientCerts: cfg.ClientCerts,
@@ -163,11 +169,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// warnUncoveredYears warns when the holidays of this year, or from
+// November (when the State Council publishes them) of next year, are
+// unknown: deadlines there would count weekends only.
+func warnUncoveredYears(log *slog.Logger, cal *workday.Calendar, now time.Time) {
+	now = now.In(workday.Shanghai)
+	years := []int{now.Year()}
+	if now.Month() >= time.November {
+		years = append(years, now.Year()+1)
+	}
+	for _, y := range years {
+		if !cal.Covers(y) {
+			log.Warn("public holidays unknown: working-day deadlines skip weekends only; add the year's arrangement to calendar_overrides", "year", y)
+		}
+	}
+}
+
 // loadConfig reads --config, or returns the demo set-up (without its
 // credentials: see demoCredentials) when there is none.
 func loadConfig(path string) (fileConfig, bool, error) {
 	cfg := fileConfig{Agencies: gateway.DemoAgencies(), Catalog: gateway.DefaultCatalog()}
 	if path == "" {
+		cfg.calendar, _ = workday.New(nil) // no overrides: cannot fail
 		return cfg, true, nil
 	}
 	b, err := os.ReadFile(path)
@@ -185,6 +208,9 @@ func loadConfig(path string) (fileConfig, bool, error) {
 	}
 	if len(cfg.Agencies) == 0 || len(cfg.Credentials) == 0 {
 		return cfg, false, fmt.Errorf("config %s: agencies and credentials are required", path)
+	}
+	if cfg.calendar, err = workday.New(cfg.CalendarOverrides); err != nil {
+		return cfg, false, fmt.Errorf("config %s: calendar_overrides: %w", path, err)
 	}
 	return cfg, false, nil
 }
@@ -208,6 +234,7 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	g, err = gateway.New(ctx, gateway.Config{
 		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
 		StateDir: filepath.Join(data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
+		Calendar: cfg.calendar,
 	})
 	if err != nil {
 		l.Close()
