@@ -215,7 +215,7 @@ func biCases() []biCase {
 	}
 
 	return []biCase{
-		// Applicant identifiers (DOMAIN.md's invalid examples).
+		// Applicant identifiers (docs/domain.md's invalid examples).
 		{name: "credit code with a wrong check character", req: biApplicant("enterprise", "91310118MA1G00011A"), want: 422, field: "applicant.id"},
 		{name: "credit code with a transposition", req: biApplicant("enterprise", "91310118MA1G00101T"), want: 422, field: "applicant.id"},
 		{name: "credit code with the letter O", req: biApplicant("enterprise", "91310118MA1G0O011T"), want: 422, field: "applicant.id"},

@@ -197,7 +197,7 @@ var (
 	threeWDays = TimeLimit{Days: 3, WorkingDays: true, Text: "3个工作日"}
 )
 
-// DefaultCatalog returns the starter catalogue of DOMAIN.md: 13 cross-region
+// DefaultCatalog returns the starter catalogue (docs/domain.md): 13 cross-region
 // items. Each call returns a fresh copy that the caller may modify.
 func DefaultCatalog() *Catalog {
 	return &Catalog{Items: []Item{

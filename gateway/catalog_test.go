@@ -170,7 +170,7 @@ func TestCatalogLookup(t *testing.T) {
 	}
 }
 
-// TestCatalogJSON pins the wire shape of GET /v1/catalog (DESIGN.md).
+// TestCatalogJSON pins the wire shape of GET /v1/catalog (docs/domain.md).
 func TestCatalogJSON(t *testing.T) {
 	b, err := json.Marshal(DefaultCatalog())
 	if err != nil {

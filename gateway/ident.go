@@ -38,7 +38,7 @@ func ValidCreditCode(s string) bool {
 		return false
 	}
 	// Position 2: the category. Only market regulation (9) is spelled out
-	// in DOMAIN.md: 1 enterprise, 2 sole trader, 3 co-operative.
+	// in docs/domain.md: 1 enterprise, 2 sole trader, 3 co-operative.
 	if s[0] == '9' && (s[1] < '1' || s[1] > '3') {
 		return false
 	}

@@ -15,12 +15,12 @@ func TestValidCreditCode(t *testing.T) {
 		want bool
 		why  string
 	}{
-		// DOMAIN.md, valid column.
+		// docs/domain.md, valid examples.
 		{"91310118MA1G00011T", true, "synthetic, Qingpu"},
 		{"91320509MA1MXK8Y2P", true, "synthetic, Wujiang"},
 		{"92330421MA2B3C4D14", true, "synthetic, Jiashan sole trader"},
 		{"91350100M000100Y43", true, "widely circulated sample"},
-		// DOMAIN.md, invalid column.
+		// docs/domain.md, invalid examples.
 		{"91310118MA1G00011A", false, "check should be T"},
 		{"91310118MA1G00101T", false, "transposition"},
 		{"91310118MA1G0O011T", false, "letter O"},
@@ -75,12 +75,12 @@ func TestCitizenID(t *testing.T) {
 		want string // normalised form; "" when invalid
 		err  error
 	}{
-		// DOMAIN.md, valid column.
+		// docs/domain.md, valid examples.
 		{"11010519491231002X", "11010519491231002X", nil},
 		{"440524188001010014", "440524188001010014", nil},
 		{"310118199003070016", "310118199003070016", nil},
 		{"33042120000229023X", "33042120000229023X", nil},
-		// DOMAIN.md, invalid column.
+		// docs/domain.md, invalid examples.
 		{"110105194912310020", "", ErrCitizenIDCheck},
 		{"330421199902300012", "", ErrCitizenIDBirth},
 		{"310118203001010019", "", ErrCitizenIDBirth},
@@ -126,7 +126,7 @@ func TestCitizenIDBornTodayInChina(t *testing.T) {
 
 func TestValidCitizenIDUsesClock(t *testing.T) {
 	if !ValidCitizenID("11010519491231002X") || ValidCitizenID("310118203001010019") {
-		t.Error("ValidCitizenID disagrees with DOMAIN.md")
+		t.Error("ValidCitizenID disagrees with the examples in docs/domain.md")
 	}
 	if _, err := NormalizeCitizenID("11010519491231002"); !errors.Is(err, ErrCitizenIDLength) {
 		t.Errorf("17 digits: %v", err)

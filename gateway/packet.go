@@ -9,7 +9,7 @@ import (
 	"tongban/ledger"
 )
 
-// Packet statuses (DOMAIN.md's workflow).
+// Packet statuses (the workflow in docs/domain.md).
 const (
 	StatusSubmitted           = "submitted"            // 受理, forwarded
 	StatusReceived            = "received"             // destination verified it: a receipt
