@@ -13,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"tongban/api/apitest"
 	"tongban/storage/s3"
@@ -54,29 +57,88 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 }
 
+// TestMetrics parses /metrics with Prometheus's own text parser and checks
+// the series the gateway keeps, with their types and values, next to the Go
+// runtime and process collectors.
 func TestMetrics(t *testing.T) {
 	e := apitest.New(t, apitest.Options{})
 	m, files := apitest.CompanySetup()
 	e.MustSubmit("jiashan-window:submitter", m, files)
 	e.Do("GET", "/v1/packets", "Bearer forged", nil, "")
+	var stored int64
+	for _, f := range files {
+		stored += int64(len(f.Data))
+	}
 	code, body := e.Do("GET", "/metrics", "", nil, "")
 	if code != 200 {
 		t.Fatalf("metrics: %d", code)
 	}
-	for _, want := range []string{
-		`tongban_http_requests_total{route="/v1/packets",status="201"} 1`,
-		`tongban_http_request_duration_seconds_count{route="/v1/packets"} 1`,
-		`tongban_auth_failures_total 1`,
-		`tongban_ledger_entries 1`,
-		`tongban_stored_bytes_total `,
-		`tongban_ledger_append_seconds_count `,
-		`tongban_checkpoint_age_seconds `,
-		`tongban_ledger_verify_failures_total 0`,
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics do not parse as the Prometheus text format: %v\n%s", err, body)
+	}
+	// series finds the one metric of a family whose labels include want.
+	series := func(name string, typ dto.MetricType, want map[string]string) *dto.Metric {
+		t.Helper()
+		f := fams[name]
+		if f == nil {
+			t.Fatalf("no family %s", name)
+		}
+		if f.GetType() != typ {
+			t.Fatalf("%s is a %v, want %v", name, f.GetType(), typ)
+		}
+	next:
+		for _, m := range f.Metric {
+			have := map[string]string{}
+			for _, l := range m.Label {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if have[k] != v {
+					continue next
+				}
+			}
+			return m
+		}
+		t.Fatalf("no %s series with labels %v", name, want)
+		return nil
+	}
+	if v := series("tongban_http_requests_total", dto.MetricType_COUNTER, map[string]string{"route": "/v1/packets", "status": "201"}).GetCounter().GetValue(); v != 1 {
+		t.Errorf("submissions counted %v, want 1", v)
+	}
+	h := series("tongban_http_request_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"route": "/v1/packets"}).GetHistogram()
+	// 13 buckets and +Inf.
+	if h.GetSampleCount() != 1 || len(h.Bucket) != 14 || h.GetSampleSum() <= 0 {
+		t.Errorf("latency histogram of /v1/packets: %v", h)
+	}
+	for name, want := range map[string]float64{
+		"tongban_auth_failures_total":          1,
+		"tongban_stored_bytes_total":           float64(stored),
+		"tongban_ledger_verify_failures_total": 0,
 	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q", want)
+		if v := series(name, dto.MetricType_COUNTER, nil).GetCounter().GetValue(); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
 		}
 	}
+	if v := series("tongban_ledger_entries", dto.MetricType_GAUGE, nil).GetGauge().GetValue(); v != 1 {
+		t.Errorf("tongban_ledger_entries = %v, want 1", v)
+	}
+	if s := series("tongban_ledger_append_seconds", dto.MetricType_SUMMARY, nil).GetSummary(); s.GetSampleCount() != 1 {
+		t.Errorf("ledger appends counted %d, want 1", s.GetSampleCount())
+	}
+	if v := series("tongban_checkpoint_age_seconds", dto.MetricType_GAUGE, nil).GetGauge().GetValue(); v < 0 {
+		t.Errorf("checkpoint age %v", v)
+	}
+	series("tongban_checkpoint_lag_entries", dto.MetricType_GAUGE, nil)
+	// The Go runtime and process collectors.
+	if v := series("go_goroutines", dto.MetricType_GAUGE, nil).GetGauge().GetValue(); v < 1 {
+		t.Errorf("go_goroutines = %v", v)
+	}
+	if v := series("process_resident_memory_bytes", dto.MetricType_GAUGE, nil).GetGauge().GetValue(); v <= 0 {
+		t.Errorf("process_resident_memory_bytes = %v", v)
+	}
+	series("process_open_fds", dto.MetricType_GAUGE, nil)
 }
 
 // TestReadiness stops the S3 server under a running gateway: /readyz
