@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"tongban/api/apitest"
+	"tongban/storage/fs"
 	"tongban/storage/s3"
 	"tongban/storage/s3test"
 )
@@ -154,7 +157,7 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("readyz with S3 up: %d %s", code, body)
 	}
 	srv.Stop()
-	if code, body := e.Do("GET", "/readyz", "", nil, ""); code != http.StatusServiceUnavailable {
+	if code, body := e.Do("GET", "/readyz", "", nil, ""); code != http.StatusServiceUnavailable || strings.Contains(string(body), srv.Endpoint) {
 		t.Fatalf("readyz with S3 down: %d %s", code, body)
 	}
 	if code, _ := e.Do("GET", "/healthz", "", nil, ""); code != 200 {
@@ -182,6 +185,48 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("readyz after S3 came back: %d %s", code, body)
 	}
 	e.MustSubmit("jiashan-window:submitter", m, files)
+}
+
+// TestReadinessDetails breaks a filesystem store under a running gateway:
+// anonymous callers and other principals learn only that it is not ready,
+// while the log and an auditor get the reason, which names the path.
+func TestReadinessDetails(t *testing.T) {
+	dir := t.TempDir()
+	st, err := fs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	e := apitest.New(t, apitest.Options{Store: st, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if code, body := e.Do("GET", "/readyz", "", nil, ""); code != 200 {
+		t.Fatalf("readyz with the store in place: %d %s", code, body)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "objects")); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"", "jiashan-window:submitter", "qingpu-amr:reviewer"} {
+		code, body := e.Do("GET", "/readyz", who, nil, "")
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("readyz as %q with the store gone: %d %s", who, code, body)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(body, &got); err != nil || len(got) != 1 || got["status"] != "unavailable" {
+			t.Errorf("readyz as %q says more than not ready: %s", who, body)
+		}
+		if strings.Contains(string(body), dir) || strings.Contains(string(body), "objects") {
+			t.Errorf("readyz as %q names the store's path: %s", who, body)
+		}
+	}
+	code, body := e.Do("GET", "/readyz", "yrd-audit:auditor", nil, "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), filepath.Join(dir, "objects")) {
+		t.Fatalf("an auditor is not told why: %d %s", code, body)
+	}
+	if !strings.Contains(logs.String(), filepath.Join(dir, "objects")) {
+		t.Fatalf("the log does not say why the gateway is not ready:\n%s", logs.String())
+	}
+	if code, body := e.Do("GET", "/readyz", "Bearer forged", nil, ""); code != http.StatusUnauthorized || strings.Contains(string(body), dir) {
+		t.Fatalf("readyz with a forged token: %d %s", code, body)
+	}
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
