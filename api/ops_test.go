@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -25,25 +26,68 @@ import (
 	"tongban/storage/s3test"
 )
 
-// TestOpenAPIMatchesRouter checks that every route the router serves is
-// documented and nothing documented is missing from the router.
-func TestOpenAPIMatchesRouter(t *testing.T) {
-	e := apitest.New(t, apitest.Options{})
+// loadOpenAPI fetches /openapi.json and checks it with kin-openapi: it must
+// load and validate as an OpenAPI 3 document.
+func loadOpenAPI(t *testing.T, e *apitest.Env) *openapi3.T {
+	t.Helper()
 	code, body := e.Do("GET", "/openapi.json", "", nil, "")
 	if code != 200 {
 		t.Fatalf("openapi: %d", code)
 	}
-	var doc struct {
-		OpenAPI string                    `json:"openapi"`
-		Paths   map[string]map[string]any `json:"paths"`
+	doc, err := openapi3.NewLoader().LoadFromData(body)
+	if err != nil {
+		t.Fatalf("/openapi.json does not load: %v", err)
 	}
-	if err := json.Unmarshal(body, &doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") {
-		t.Fatalf("not an OpenAPI 3 document: %v %s", err, body[:min(len(body), 200)])
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("/openapi.json is not a valid OpenAPI 3 document: %v", err)
 	}
+	return doc
+}
+
+// TestOpenAPIMatchesRouter holds the router's routes against the
+// document's operations (written apart from the route table) and checks
+// that every operation says what it takes and what it answers.
+func TestOpenAPIMatchesRouter(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	doc := loadOpenAPI(t, e)
 	var documented []string
-	for path, ops := range doc.Paths {
-		for method := range ops {
-			documented = append(documented, strings.ToUpper(method)+" "+path)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			key := method + " " + path
+			documented = append(documented, key)
+			ok2xx := false
+			for status, r := range op.Responses.Map() {
+				if strings.HasPrefix(status, "2") {
+					ok2xx = true
+					if len(r.Value.Content) == 0 {
+						t.Errorf("%s: answer %s has no content", key, status)
+					}
+					for mt, m := range r.Value.Content {
+						if m.Schema == nil {
+							t.Errorf("%s: answer %s %s has no schema", key, status, mt)
+						}
+					}
+				}
+			}
+			if !ok2xx {
+				t.Errorf("%s: no success answer", key)
+			}
+			// Every failure is the error object.
+			if d := op.Responses.Default(); d == nil || d.Value.Content.Get("application/json") == nil ||
+				d.Value.Content.Get("application/json").Schema.Value.Properties["error"] == nil {
+				t.Errorf("%s: the default answer is not the error object", key)
+			}
+			if op.Summary == "" {
+				t.Errorf("%s: no summary", key)
+			}
+			if method == "POST" && key != "POST /v1/ledger/verify" && (op.RequestBody == nil || len(op.RequestBody.Value.Content) == 0) {
+				t.Errorf("%s: no request body", key)
+			}
+			for _, p := range op.Parameters {
+				if p.Value.In == "path" && !strings.Contains(path, "{"+p.Value.Name+"}") {
+					t.Errorf("%s: path parameter %s is not in the path", key, p.Value.Name)
+				}
+			}
 		}
 	}
 	var served []string
@@ -57,6 +101,13 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 	if len(served) < 20 {
 		t.Fatalf("only %d routes", len(served))
+	}
+	// The error object's fields, as failCode writes them.
+	errSchema := doc.Components.Schemas["Error"].Value.Properties["error"].Value
+	for _, f := range []string{"code", "message", "fields", "request_id"} {
+		if errSchema.Properties[f] == nil {
+			t.Errorf("the error object lacks %q", f)
+		}
 	}
 }
 
