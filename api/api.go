@@ -71,7 +71,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = max(1, int(2*cfg.RateLimit))
 	}
-	s := &server{cfg: cfg, g: cfg.Gateway, creds: creds, log: cfg.Logger, metrics: newMetrics(),
+	s := &server{cfg: cfg, g: cfg.Gateway, creds: creds, log: cfg.Logger, metrics: newMetrics(cfg.Gateway),
 		limits: limiters{rate: rate.Limit(cfg.RateLimit), burst: cfg.RateBurst}}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()

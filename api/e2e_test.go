@@ -5,9 +5,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -49,6 +57,106 @@ type packetResp struct {
 	Applicant *struct{ Type, Name, ID string } `json:"applicant"`
 }
 
+// openapiTransport checks every request the test sends and every answer
+// the gateway gives against /openapi.json, with kin-openapi's validator.
+type openapiTransport struct {
+	t      *testing.T
+	next   http.RoundTripper
+	router routers.Router
+	mu     sync.Mutex
+	seen   map[string]bool // "METHOD /path status" validated
+}
+
+func init() {
+	// Materials and bundles are opaque bytes to the validator.
+	for _, ct := range []string{"application/zip", "application/pdf", "application/ofd", "image/jpeg", "image/png"} {
+		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
+	}
+}
+
+// checkOpenAPI makes every request of e's client go through the validator.
+func checkOpenAPI(t *testing.T, e *apitest.Env) *openapiTransport {
+	t.Helper()
+	doc := loadOpenAPI(t, e)
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := e.Client.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	v := &openapiTransport{t: t, next: next, router: router, seen: map[string]bool{}}
+	e.Client.Transport = v
+	t.Cleanup(func() { e.Client.Transport = next })
+	return v
+}
+
+func (v *openapiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		reqBody = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	route, params, err := v.router.FindRoute(req)
+	if err != nil {
+		v.t.Errorf("%s %s: not in the OpenAPI document: %v", req.Method, req.URL.Path, err)
+		return v.next.RoundTrip(req)
+	}
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true, MultiError: true}
+	in := &openapi3filter.RequestValidationInput{Request: req.Clone(req.Context()), PathParams: params, Route: route, Options: opts}
+	in.Request.Body = io.NopCloser(bytes.NewReader(reqBody))
+	reqErr := openapi3filter.ValidateRequest(req.Context(), in)
+	req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	resp, err := v.next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	// A request the gateway accepts must be one the document allows; a
+	// refused one may break it on purpose (the tests send bad input).
+	if reqErr != nil && resp.StatusCode < 300 {
+		v.t.Errorf("request %s %s was accepted but does not match the document: %v", req.Method, req.URL.Path, reqErr)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err := openapi3filter.ValidateResponse(req.Context(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: io.NopCloser(bytes.NewReader(body)), Options: opts,
+	}); err != nil {
+		v.t.Errorf("answer %d to %s %s does not match the document: %v\n%.300s", resp.StatusCode, req.Method, req.URL.Path, err, body)
+	}
+	v.mu.Lock()
+	v.seen[fmt.Sprintf("%s %s %d", req.Method, route.Path, resp.StatusCode)] = true
+	v.mu.Unlock()
+	return resp, nil
+}
+
+// covered fails the test unless each of want was validated.
+func (v *openapiTransport) covered(want ...string) {
+	v.t.Helper()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, w := range want {
+		if !v.seen[w] {
+			var seen []string
+			for s := range v.seen {
+				seen = append(seen, s)
+			}
+			slices.Sort(seen)
+			v.t.Errorf("no validated answer %q; validated:\n%s", w, strings.Join(seen, "\n"))
+		}
+	}
+}
+
 func decode[T any](t *testing.T, b []byte) T {
 	t.Helper()
 	var v T
@@ -65,6 +173,7 @@ func decode[T any](t *testing.T, b []byte) T {
 // checked with independent code: transparency-dev/merkle and note.Open.
 func TestSeedStory(t *testing.T) {
 	e, _ := s3Env(t)
+	oa := checkOpenAPI(t, e)
 	const origin, dest = "jiashan-window:submitter", "qingpu-amr:reviewer"
 
 	m, files := apitest.CompanySetup()
@@ -173,6 +282,44 @@ func TestSeedStory(t *testing.T) {
 			t.Fatalf("ledger entries contain personal data %q", secret)
 		}
 	}
+
+	// The rest of the API, and some failures, through the same validator.
+	for _, r := range []struct {
+		method, path, who string
+		want              int
+	}{
+		{"GET", "/v1/catalog", "", 200},
+		{"GET", "/v1/ledger/checkpoint", "", 200},
+		{"GET", "/v1/ledger/entries/0", "yrd-audit:auditor", 200},
+		{"GET", "/v1/ledger/entries?from=0&limit=3", "yrd-audit:auditor", 200},
+		{"GET", "/v1/ledger/proofs/inclusion?seq=1&size=4", "yrd-audit:auditor", 200},
+		{"GET", "/v1/ledger/proofs/consistency?from=2&to=5", "yrd-audit:auditor", 200},
+		{"GET", "/healthz", "", 200},
+		{"GET", "/readyz", "", 200},
+		{"GET", "/metrics", "", 200},
+		{"GET", "/v1/packets/pk-nosuchpacket", dest, 404},
+		{"GET", "/v1/packets/" + p.ID, "", 401},
+		{"GET", "/v1/packets/" + p.ID, "wujiang-window:reviewer", 403},
+		{"GET", "/v1/ledger/entries/x", "yrd-audit:auditor", 400},
+	} {
+		if code, body := e.Do(r.method, r.path, r.who, nil, ""); code != r.want {
+			t.Errorf("%s %s: %d %s, want %d", r.method, r.path, code, body, r.want)
+		}
+	}
+	code, body = e.JSON("POST", "/v1/ledger/verify", "yrd-audit:auditor", map[string]any{"scrub": true})
+	if code != 200 || !strings.Contains(string(body), `"ok":true`) {
+		t.Fatalf("ledger verify with scrub: %d %s", code, body)
+	}
+	oa.covered(
+		"POST /v1/packets 201", "GET /v1/packets 200", "GET /v1/packets/{id} 200",
+		"GET /v1/packets/{id}/materials/{kind} 200", "GET /v1/packets/{id}/bundle 200",
+		"POST /v1/packets/{id}/actions 200", "POST /v1/packets/{id}/actions 409", "POST /v1/packets/{id}/actions 403",
+		"POST /v1/packets/{id}/supplements 200", "POST /v1/packets/{id}/license 200",
+		"GET /v1/ledger/key 200", "GET /v1/ledger/checkpoint 200", "GET /v1/ledger/entries/{seq} 200", "GET /v1/ledger/entries 200",
+		"GET /v1/ledger/proofs/inclusion 200", "GET /v1/ledger/proofs/consistency 200", "POST /v1/ledger/verify 200",
+		"GET /v1/catalog 200", "GET /healthz 200", "GET /readyz 200", "GET /metrics 200",
+		"GET /v1/packets/{id} 404", "GET /v1/packets/{id} 401", "GET /v1/packets/{id} 403", "GET /v1/ledger/entries/{seq} 400",
+	)
 }
 
 func checkBundle(t *testing.T, e *apitest.Env, zipped []byte, id string, articles, licence []byte) {

@@ -6,38 +6,88 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"tongban/api/apitest"
+	"tongban/storage/fs"
 	"tongban/storage/s3"
 	"tongban/storage/s3test"
 )
 
-// TestOpenAPIMatchesRouter checks that every route the router serves is
-// documented and nothing documented is missing from the router.
-func TestOpenAPIMatchesRouter(t *testing.T) {
-	e := apitest.New(t, apitest.Options{})
+// loadOpenAPI fetches /openapi.json and checks it with kin-openapi: it must
+// load and validate as an OpenAPI 3 document.
+func loadOpenAPI(t *testing.T, e *apitest.Env) *openapi3.T {
+	t.Helper()
 	code, body := e.Do("GET", "/openapi.json", "", nil, "")
 	if code != 200 {
 		t.Fatalf("openapi: %d", code)
 	}
-	var doc struct {
-		OpenAPI string                    `json:"openapi"`
-		Paths   map[string]map[string]any `json:"paths"`
+	doc, err := openapi3.NewLoader().LoadFromData(body)
+	if err != nil {
+		t.Fatalf("/openapi.json does not load: %v", err)
 	}
-	if err := json.Unmarshal(body, &doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") {
-		t.Fatalf("not an OpenAPI 3 document: %v %s", err, body[:min(len(body), 200)])
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("/openapi.json is not a valid OpenAPI 3 document: %v", err)
 	}
+	return doc
+}
+
+// TestOpenAPIMatchesRouter holds the router's routes against the
+// document's operations (written apart from the route table) and checks
+// that every operation says what it takes and what it answers.
+func TestOpenAPIMatchesRouter(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	doc := loadOpenAPI(t, e)
 	var documented []string
-	for path, ops := range doc.Paths {
-		for method := range ops {
-			documented = append(documented, strings.ToUpper(method)+" "+path)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			key := method + " " + path
+			documented = append(documented, key)
+			ok2xx := false
+			for status, r := range op.Responses.Map() {
+				if strings.HasPrefix(status, "2") {
+					ok2xx = true
+					if len(r.Value.Content) == 0 {
+						t.Errorf("%s: answer %s has no content", key, status)
+					}
+					for mt, m := range r.Value.Content {
+						if m.Schema == nil {
+							t.Errorf("%s: answer %s %s has no schema", key, status, mt)
+						}
+					}
+				}
+			}
+			if !ok2xx {
+				t.Errorf("%s: no success answer", key)
+			}
+			// Every failure is the error object.
+			if d := op.Responses.Default(); d == nil || d.Value.Content.Get("application/json") == nil ||
+				d.Value.Content.Get("application/json").Schema.Value.Properties["error"] == nil {
+				t.Errorf("%s: the default answer is not the error object", key)
+			}
+			if op.Summary == "" {
+				t.Errorf("%s: no summary", key)
+			}
+			if method == "POST" && key != "POST /v1/ledger/verify" && (op.RequestBody == nil || len(op.RequestBody.Value.Content) == 0) {
+				t.Errorf("%s: no request body", key)
+			}
+			for _, p := range op.Parameters {
+				if p.Value.In == "path" && !strings.Contains(path, "{"+p.Value.Name+"}") {
+					t.Errorf("%s: path parameter %s is not in the path", key, p.Value.Name)
+				}
+			}
 		}
 	}
 	var served []string
@@ -52,31 +102,97 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if len(served) < 20 {
 		t.Fatalf("only %d routes", len(served))
 	}
+	// The error object's fields, as failCode writes them.
+	errSchema := doc.Components.Schemas["Error"].Value.Properties["error"].Value
+	for _, f := range []string{"code", "message", "fields", "request_id"} {
+		if errSchema.Properties[f] == nil {
+			t.Errorf("the error object lacks %q", f)
+		}
+	}
 }
 
+// TestMetrics parses /metrics with Prometheus's own text parser and checks
+// the series the gateway keeps, with their types and values, next to the Go
+// runtime and process collectors.
 func TestMetrics(t *testing.T) {
 	e := apitest.New(t, apitest.Options{})
 	m, files := apitest.CompanySetup()
 	e.MustSubmit("jiashan-window:submitter", m, files)
 	e.Do("GET", "/v1/packets", "Bearer forged", nil, "")
+	var stored int64
+	for _, f := range files {
+		stored += int64(len(f.Data))
+	}
 	code, body := e.Do("GET", "/metrics", "", nil, "")
 	if code != 200 {
 		t.Fatalf("metrics: %d", code)
 	}
-	for _, want := range []string{
-		`tongban_http_requests_total{route="/v1/packets",status="201"} 1`,
-		`tongban_http_request_duration_seconds_count{route="/v1/packets"} 1`,
-		`tongban_auth_failures_total 1`,
-		`tongban_ledger_entries 1`,
-		`tongban_stored_bytes_total `,
-		`tongban_ledger_append_seconds_count `,
-		`tongban_checkpoint_age_seconds `,
-		`tongban_ledger_verify_failures_total 0`,
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics do not parse as the Prometheus text format: %v\n%s", err, body)
+	}
+	// series finds the one metric of a family whose labels include want.
+	series := func(name string, typ dto.MetricType, want map[string]string) *dto.Metric {
+		t.Helper()
+		f := fams[name]
+		if f == nil {
+			t.Fatalf("no family %s", name)
+		}
+		if f.GetType() != typ {
+			t.Fatalf("%s is a %v, want %v", name, f.GetType(), typ)
+		}
+	next:
+		for _, m := range f.Metric {
+			have := map[string]string{}
+			for _, l := range m.Label {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if have[k] != v {
+					continue next
+				}
+			}
+			return m
+		}
+		t.Fatalf("no %s series with labels %v", name, want)
+		return nil
+	}
+	if v := series("tongban_http_requests_total", dto.MetricType_COUNTER, map[string]string{"route": "/v1/packets", "status": "201"}).GetCounter().GetValue(); v != 1 {
+		t.Errorf("submissions counted %v, want 1", v)
+	}
+	h := series("tongban_http_request_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"route": "/v1/packets"}).GetHistogram()
+	// 13 buckets and +Inf.
+	if h.GetSampleCount() != 1 || len(h.Bucket) != 14 || h.GetSampleSum() <= 0 {
+		t.Errorf("latency histogram of /v1/packets: %v", h)
+	}
+	for name, want := range map[string]float64{
+		"tongban_auth_failures_total":          1,
+		"tongban_stored_bytes_total":           float64(stored),
+		"tongban_ledger_verify_failures_total": 0,
 	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q", want)
+		if v := series(name, dto.MetricType_COUNTER, nil).GetCounter().GetValue(); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
 		}
 	}
+	if v := series("tongban_ledger_entries", dto.MetricType_GAUGE, nil).GetGauge().GetValue(); v != 1 {
+		t.Errorf("tongban_ledger_entries = %v, want 1", v)
+	}
+	if s := series("tongban_ledger_append_seconds", dto.MetricType_SUMMARY, nil).GetSummary(); s.GetSampleCount() != 1 {
+		t.Errorf("ledger appends counted %d, want 1", s.GetSampleCount())
+	}
+	if v := series("tongban_checkpoint_age_seconds", dto.MetricType_GAUGE, nil).GetGauge().GetValue(); v < 0 {
+		t.Errorf("checkpoint age %v", v)
+	}
+	series("tongban_checkpoint_lag_entries", dto.MetricType_GAUGE, nil)
+	// The Go runtime and process collectors.
+	if v := series("go_goroutines", dto.MetricType_GAUGE, nil).GetGauge().GetValue(); v < 1 {
+		t.Errorf("go_goroutines = %v", v)
+	}
+	if v := series("process_resident_memory_bytes", dto.MetricType_GAUGE, nil).GetGauge().GetValue(); v <= 0 {
+		t.Errorf("process_resident_memory_bytes = %v", v)
+	}
+	series("process_open_fds", dto.MetricType_GAUGE, nil)
 }
 
 // TestReadiness stops the S3 server under a running gateway: /readyz
@@ -92,7 +208,7 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("readyz with S3 up: %d %s", code, body)
 	}
 	srv.Stop()
-	if code, body := e.Do("GET", "/readyz", "", nil, ""); code != http.StatusServiceUnavailable {
+	if code, body := e.Do("GET", "/readyz", "", nil, ""); code != http.StatusServiceUnavailable || strings.Contains(string(body), srv.Endpoint) {
 		t.Fatalf("readyz with S3 down: %d %s", code, body)
 	}
 	if code, _ := e.Do("GET", "/healthz", "", nil, ""); code != 200 {
@@ -120,6 +236,48 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("readyz after S3 came back: %d %s", code, body)
 	}
 	e.MustSubmit("jiashan-window:submitter", m, files)
+}
+
+// TestReadinessDetails breaks a filesystem store under a running gateway:
+// anonymous callers and other principals learn only that it is not ready,
+// while the log and an auditor get the reason, which names the path.
+func TestReadinessDetails(t *testing.T) {
+	dir := t.TempDir()
+	st, err := fs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	e := apitest.New(t, apitest.Options{Store: st, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if code, body := e.Do("GET", "/readyz", "", nil, ""); code != 200 {
+		t.Fatalf("readyz with the store in place: %d %s", code, body)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "objects")); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"", "jiashan-window:submitter", "qingpu-amr:reviewer"} {
+		code, body := e.Do("GET", "/readyz", who, nil, "")
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("readyz as %q with the store gone: %d %s", who, code, body)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(body, &got); err != nil || len(got) != 1 || got["status"] != "unavailable" {
+			t.Errorf("readyz as %q says more than not ready: %s", who, body)
+		}
+		if strings.Contains(string(body), dir) || strings.Contains(string(body), "objects") {
+			t.Errorf("readyz as %q names the store's path: %s", who, body)
+		}
+	}
+	code, body := e.Do("GET", "/readyz", "yrd-audit:auditor", nil, "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), filepath.Join(dir, "objects")) {
+		t.Fatalf("an auditor is not told why: %d %s", code, body)
+	}
+	if !strings.Contains(logs.String(), filepath.Join(dir, "objects")) {
+		t.Fatalf("the log does not say why the gateway is not ready:\n%s", logs.String())
+	}
+	if code, body := e.Do("GET", "/readyz", "Bearer forged", nil, ""); code != http.StatusUnauthorized || strings.Contains(string(body), dir) {
+		t.Fatalf("readyz with a forged token: %d %s", code, body)
+	}
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
