@@ -35,6 +35,7 @@ import (
 	"strings"
 	"testing"
 
+	"tongban/gateway/ident"
 	"tongban/ledger"
 	"tongban/storage"
 	fsstore "tongban/storage/fs"
@@ -193,11 +194,11 @@ func FuzzManifest(f *testing.F) {
 		}
 		switch app.Type {
 		case ApplicantPerson:
-			if n, err := NormalizeCitizenID(app.ID); err != nil || n != app.ID {
+			if n, err := ident.NormalizeCitizenID(app.ID); err != nil || n != app.ID {
 				t.Fatalf("accepted resident ID %q (normal form %q, %v)", app.ID, n, err)
 			}
 		case ApplicantEnterprise:
-			if !ValidCreditCode(app.ID) {
+			if !ident.ValidCreditCode(app.ID) {
 				t.Fatalf("accepted credit code %q", app.ID)
 			}
 		default:

@@ -28,6 +28,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 
+	"tongban/gateway/ident"
 	"tongban/ledger"
 	"tongban/storage"
 )
@@ -117,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		cfg.Now = time.Now
 	}
 	g := &Gateway{cfg: cfg, agencies: make(map[string]*Agency), inflight: make(map[string]int), validate: validator.New(validator.WithRequiredStructEnabled()), log: cfg.Logger}
-	if err := RegisterValidators(g.validate); err != nil {
+	if err := ident.RegisterValidators(g.validate); err != nil {
 		return nil, err
 	}
 	g.validate.RegisterTagNameFunc(func(f reflect.StructField) string {

@@ -225,6 +225,10 @@ func mergeMaterials(have []MaterialRef, add []materialDigest, names map[string]s
 	return mergeRefs(have, refs)
 }
 
+// chinaTime is UTC+8 without DST, the zone deadlines are counted in; a
+// fixed zone needs no tzdata on the host.
+var chinaTime = time.FixedZone("CST", 8*60*60)
+
 // deadline adds an item's time limit to start, in China Standard Time:
 // working days skip Saturdays and Sundays (public holidays are not modelled);
 // 0 days means the end of the same day.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 
+	"tongban/gateway/ident"
 	"tongban/storage"
 )
 
@@ -205,7 +206,7 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 	}
 	switch app.Type {
 	case ApplicantPerson:
-		if id, err := NormalizeCitizenID(app.ID); err != nil {
+		if id, err := ident.NormalizeCitizenID(app.ID); err != nil {
 			bad.add("applicant.id", "not a valid resident ID number: %v", err)
 		} else {
 			app.ID = id

@@ -1,4 +1,4 @@
-package gateway
+package ident
 
 import (
 	"errors"
@@ -15,12 +15,12 @@ func TestValidCreditCode(t *testing.T) {
 		want bool
 		why  string
 	}{
-		// DOMAIN.md, valid column.
+		// Valid examples.
 		{"91310118MA1G00011T", true, "synthetic, Qingpu"},
 		{"91320509MA1MXK8Y2P", true, "synthetic, Wujiang"},
 		{"92330421MA2B3C4D14", true, "synthetic, Jiashan sole trader"},
 		{"91350100M000100Y43", true, "widely circulated sample"},
-		// DOMAIN.md, invalid column.
+		// Invalid examples.
 		{"91310118MA1G00011A", false, "check should be T"},
 		{"91310118MA1G00101T", false, "transposition"},
 		{"91310118MA1G0O011T", false, "letter O"},
@@ -75,12 +75,12 @@ func TestCitizenID(t *testing.T) {
 		want string // normalised form; "" when invalid
 		err  error
 	}{
-		// DOMAIN.md, valid column.
+		// Valid examples.
 		{"11010519491231002X", "11010519491231002X", nil},
 		{"440524188001010014", "440524188001010014", nil},
 		{"310118199003070016", "310118199003070016", nil},
 		{"33042120000229023X", "33042120000229023X", nil},
-		// DOMAIN.md, invalid column.
+		// Invalid examples.
 		{"110105194912310020", "", ErrCitizenIDCheck},
 		{"330421199902300012", "", ErrCitizenIDBirth},
 		{"310118203001010019", "", ErrCitizenIDBirth},
@@ -125,8 +125,8 @@ func TestCitizenIDBornTodayInChina(t *testing.T) {
 }
 
 func TestValidCitizenIDUsesClock(t *testing.T) {
-	if !ValidCitizenID("11010519491231002X") || ValidCitizenID("310118203001010019") {
-		t.Error("ValidCitizenID disagrees with DOMAIN.md")
+	if !validCitizenID("11010519491231002X") || validCitizenID("310118203001010019") {
+		t.Error("validCitizenID disagrees with the examples")
 	}
 	if _, err := NormalizeCitizenID("11010519491231002"); !errors.Is(err, ErrCitizenIDLength) {
 		t.Errorf("17 digits: %v", err)
@@ -150,8 +150,8 @@ func TestValidRegionCode(t *testing.T) {
 		{"３10118", false},
 	}
 	for _, tt := range tests {
-		if got := ValidRegionCode(tt.code); got != tt.want {
-			t.Errorf("ValidRegionCode(%q) = %v, want %v", tt.code, got, tt.want)
+		if got := validRegionCode(tt.code); got != tt.want {
+			t.Errorf("validRegionCode(%q) = %v, want %v", tt.code, got, tt.want)
 		}
 	}
 }
@@ -162,20 +162,20 @@ func TestRegions(t *testing.T) {
 		"320000": "江苏省", "330421": "嘉善县", "330400": "嘉兴市", "330000": "浙江省",
 	}
 	for code, name := range want {
-		if got := RegionName(code); got != name {
-			t.Errorf("RegionName(%s) = %q, want %q", code, got, name)
+		if got := regions[code]; got != name {
+			t.Errorf("regions[%s] = %q, want %q", code, got, name)
 		}
 	}
-	for code := range Regions {
-		if !ValidRegionCode(code) {
-			t.Errorf("Regions has invalid code %s", code)
+	for code := range regions {
+		if !validRegionCode(code) {
+			t.Errorf("regions has invalid code %s", code)
 		}
 		if _, ok := want[code]; !ok {
-			t.Errorf("Regions has unexpected code %s", code)
+			t.Errorf("regions has unexpected code %s", code)
 		}
 	}
-	if RegionName("110105") != "" {
-		t.Error("RegionName of an unknown code should be empty")
+	if regions["110105"] != "" {
+		t.Error("regions of an unknown code should be empty")
 	}
 }
 
