@@ -1,0 +1,240 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"strings"
+
+	"tongban/storage"
+)
+
+// Every request that brings files (a submission, a supplement, a licence)
+// receives them through receiveParts, so that the rules for a file part
+// are the same everywhere.
+
+// expected is a file part a request may carry, by its form name (the kind).
+type expected struct {
+	mat      *Material
+	filename string // the name the manifest gave it; "" to take the part's own
+	sha256   string // the declared digest, if any
+}
+
+// expectedFrom checks the materials a manifest lists against item and
+// returns the file parts to expect; what is wrong goes into bad. A kind
+// listed twice is refused, as is a file name SafeFilename rejects.
+func expectedFrom(item *Item, ms []materialInput, bad fields) map[string]expected {
+	want := map[string]expected{}
+	listed := map[string]bool{}
+	for i, mi := range ms {
+		path := fmt.Sprintf("materials[%d]", i)
+		name, err := SafeFilename(mi.Filename)
+		if err != nil && mi.Filename != "" { // an empty one is reported as required
+			bad.add(path+".filename", "%v", err)
+		}
+		if listed[mi.Kind] {
+			bad.add(path+".kind", "material %q listed twice", mi.Kind)
+			continue
+		}
+		listed[mi.Kind] = true
+		if item == nil || mi.Kind == "" {
+			continue
+		}
+		mat, ok := item.Material(mi.Kind)
+		if !ok {
+			bad.add(path+".kind", "%s has no material %q", item.Code, mi.Kind)
+			continue
+		}
+		want[mi.Kind] = expected{mat: mat, filename: name, sha256: mi.SHA256}
+	}
+	return want
+}
+
+// receiveParts stores the file parts of a request as they stream past:
+// first (if not nil), then the rest of mr. It returns the stored materials
+// by kind and the kinds in the order they came. A part must be one of
+// want (else unknown says why not), come once, and carry a file name that
+// SafeFilename accepts and that matches the manifest's, if it gave one.
+// A part that breaks a rule is refused (422) before any of its bytes are
+// stored; whatever was stored before is left to the collector, and the
+// caller records nothing.
+func (g *Gateway) receiveParts(ctx context.Context, first *multipart.Part, mr *multipart.Reader, want map[string]expected, unknown func(kind string) error) (map[string]MaterialRef, []string, error) {
+	got := make(map[string]MaterialRef, len(want))
+	var order []string
+	part := first
+	for {
+		if part == nil {
+			var err error
+			part, err = mr.NextPart()
+			if err == io.EOF {
+				return got, order, nil
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+			}
+		}
+		ref, err := g.receivePart(ctx, part, want, got, unknown)
+		part.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		got[ref.Kind] = ref
+		order = append(order, ref.Kind)
+		part = nil
+	}
+}
+
+// receivePart checks one file part against the rules of receiveParts and stores it.
+func (g *Gateway) receivePart(ctx context.Context, part *multipart.Part, want map[string]expected, got map[string]MaterialRef, unknown func(string) error) (MaterialRef, error) {
+	kind := part.FormName()
+	w, ok := want[kind]
+	if !ok {
+		return MaterialRef{}, unknown(kind)
+	}
+	if _, dup := got[kind]; dup {
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "material %q sent twice", kind)
+	}
+	if len(got) >= g.cfg.Limits.MaxMaterials {
+		return MaterialRef{}, fieldError(ErrInvalid, "materials", "at most %d materials", g.cfg.Limits.MaxMaterials)
+	}
+	if part.FileName() == "" {
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
+	}
+	name, err := SafeFilename(part.FileName())
+	if err != nil {
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name: %v", err)
+	}
+	if w.filename != "" && name != w.filename {
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.FileName(), w.filename)
+	}
+	ref, err := g.storeFile(ctx, part, kind, w.mat, w.sha256)
+	if err != nil {
+		return MaterialRef{}, err
+	}
+	notePart(ctx, kind, part.FileName(), ref.SHA256)
+	ref.Filename = name
+	return ref, nil
+}
+
+// notListed refuses a part the manifest did not list.
+func notListed(kind string) error {
+	if kind == "manifest" {
+		return fieldError(ErrMalformed, "manifest", "the manifest must be the first part, and only once")
+	}
+	return fieldError(ErrInvalid, kind, "part %q is not a material listed in the manifest", kind)
+}
+
+// allArrived checks that every material the manifest listed came.
+func allArrived(want map[string]expected, got map[string]MaterialRef) error {
+	for kind := range want {
+		if _, ok := got[kind]; !ok {
+			return fieldError(ErrInvalid, kind, "material %q is listed in the manifest but its file part is missing", kind)
+		}
+	}
+	return nil
+}
+
+// inOrder lists refs by kinds.
+func inOrder(refs map[string]MaterialRef, kinds []string) []MaterialRef {
+	out := make([]MaterialRef, 0, len(kinds))
+	for _, k := range kinds {
+		out = append(out, refs[k])
+	}
+	return out
+}
+
+// storeFile streams one file into storage, checking its type by its bytes
+// (and, for an OFD, by walking the ZIP as it passes), its size and its
+// declared digest. field names the material in errors.
+func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat *Material, declared string) (MaterialRef, error) {
+	cr := &clientReader{r: r}
+	br := bufio.NewReaderSize(cr, 64<<10)
+	head, err := br.Peek(512)
+	if len(head) == 0 {
+		if err != nil && err != io.EOF {
+			return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, err)
+		}
+		return MaterialRef{}, fieldError(ErrInvalid, field, "the file is empty")
+	}
+	typ, err := DetectHead(head)
+	if err != nil {
+		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "%v; accepted: %s", err, strings.Join(mat.Types, ", "))
+	}
+	var ofd *OFDChecker
+	var src io.Reader = br
+	if typ == TypeZIP {
+		if !mat.Accepts(TypeOFD) {
+			return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive is accepted only as OFD, which %q does not take; accepted: %s", mat.Kind, strings.Join(mat.Types, ", "))
+		}
+		typ, ofd = TypeOFD, NewOFDChecker()
+		defer ofd.Close()
+		src = io.TeeReader(br, ofd)
+	}
+	if !mat.Accepts(typ) {
+		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
+	}
+	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared})
+	if ofd != nil && (err == nil || errors.Is(err, ErrNotOFD) || errors.Is(err, ErrZipBomb)) {
+		// The checker's verdict as it is, not as wrapped by the store.
+		err = ofd.Close()
+	}
+	if err != nil && cr.err != nil {
+		// The client's body broke off or exceeded the upload cap
+		// (*http.MaxBytesError, 413): not a fault of the gateway.
+		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, cr.err)
+	}
+	if err == nil {
+		err = g.claim(ctx, info.SHA256)
+	}
+	switch {
+	case err == nil:
+		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, ContentType: typ}, nil
+	case errors.Is(err, ErrNotOFD):
+		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive that is not an OFD document: %v", err)
+	case errors.Is(err, ErrZipBomb):
+		return MaterialRef{}, fieldError(ErrInvalid, field, "the OFD document is malformed: %v", err)
+	case errors.Is(err, storage.ErrTooLarge):
+		return MaterialRef{}, fieldError(ErrTooLarge, field, "larger than the %d bytes allowed for %q", mat.MaxBytes, mat.Kind)
+	case errors.Is(err, storage.ErrDigestMismatch):
+		return MaterialRef{}, fieldError(ErrInvalid, field, "the file's SHA-256 does not match the declared %s", declared)
+	case errors.Is(err, storage.ErrUnavailable):
+		return MaterialRef{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return MaterialRef{}, fmt.Errorf("gateway: storing %s: %w", field, err)
+}
+
+// clientReader remembers the first error, other than io.EOF, of reading
+// a client's file part, so that a broken request is told from a failing store.
+type clientReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c *clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// storeManifest stores a manifest and returns its digest.
+func (g *Gateway) storeManifest(ctx context.Context, m *Manifest) (string, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b))})
+	if err == nil {
+		err = g.claim(ctx, info.SHA256)
+	}
+	if err != nil {
+		return "", storageErr(err)
+	}
+	return info.SHA256, nil
+}
