@@ -42,7 +42,7 @@ func (s *server) submit(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.g.Submit(c, principal(c), mr)
+	p, err := s.g.Submit(c.Request.Context(), principal(c), idemOf(c), mr)
 	if err != nil {
 		fail(c, err)
 		return
@@ -65,7 +65,7 @@ func (s *server) supplement(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.g.Supplement(c, principal(c), c.Param("id"), mr)
+	p, err := s.g.Supplement(c.Request.Context(), principal(c), idemOf(c), c.Param("id"), mr)
 	if err != nil {
 		fail(c, err)
 		return
@@ -78,7 +78,7 @@ func (s *server) license(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.g.IssueLicense(c, principal(c), c.Param("id"), mr)
+	p, err := s.g.IssueLicense(c.Request.Context(), principal(c), c.Param("id"), mr)
 	if err != nil {
 		fail(c, err)
 		return
@@ -87,7 +87,7 @@ func (s *server) license(c *gin.Context) {
 }
 
 func (s *server) list(c *gin.Context) {
-	ps, err := s.g.List(c, principal(c), c.Query("box"), c.Query("status"))
+	ps, err := s.g.List(c.Request.Context(), principal(c), c.Query("box"), c.Query("status"))
 	if err != nil {
 		fail(c, err)
 		return
@@ -106,14 +106,14 @@ type packetView struct {
 
 func (s *server) get(c *gin.Context) {
 	who := principal(c)
-	p, err := s.g.Get(c, who, c.Param("id"))
+	p, err := s.g.Get(c.Request.Context(), who, c.Param("id"))
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	v := packetView{Packet: p}
 	if who.Agency == p.Origin || who.Agency == p.Destination {
-		if v.Applicant, err = s.g.Applicant(c, who, p); err != nil {
+		if v.Applicant, err = s.g.Applicant(c.Request.Context(), who, p); err != nil {
 			fail(c, err)
 			return
 		}
@@ -122,7 +122,7 @@ func (s *server) get(c *gin.Context) {
 }
 
 func (s *server) material(c *gin.Context) {
-	rc, ref, err := s.g.OpenMaterial(c, principal(c), c.Param("id"), c.Param("kind"))
+	rc, ref, err := s.g.OpenMaterial(c.Request.Context(), principal(c), c.Param("id"), c.Param("kind"))
 	if err != nil {
 		fail(c, err)
 		return
@@ -148,7 +148,7 @@ func (s *server) bundle(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Type", "application/zip")
 	h.Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
-	if err := s.g.WriteBundle(c, principal(c), id, c.Writer); err != nil {
+	if err := s.g.WriteBundle(c.Request.Context(), principal(c), id, c.Writer); err != nil {
 		if !c.Writer.Written() { // nothing sent yet: a proper error answer
 			h.Del("Content-Type")
 			h.Del("Content-Disposition")
@@ -194,7 +194,7 @@ func (s *server) act(c *gin.Context) {
 	if !s.readJSON(c, &req) {
 		return
 	}
-	p, err := s.g.Act(c, principal(c), c.Param("id"), req.Action, req.Reason)
+	p, err := s.g.Act(c.Request.Context(), principal(c), idemOf(c), c.Param("id"), req.Action, req.Reason)
 	if err != nil {
 		fail(c, err)
 		return

@@ -163,7 +163,7 @@ func FuzzManifest(f *testing.F) {
 		who := Principal{Agency: origins[int(from)%len(origins)], Role: RoleSubmitter}
 		mr := multipart.NewReader(bytes.NewReader(fuzzBody(t, fuzzPart{name: "manifest", data: data})), fuzzBoundary)
 		var in manifestInput
-		if err := g.readManifestPart(context.Background(), mr, &in); err != nil {
+		if err := g.readManifestPart(nil, mr, &in); err != nil {
 			var ve *ValidationError
 			if !errors.As(err, &ve) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("readManifestPart: not a client error: %v", err)
@@ -268,7 +268,7 @@ func FuzzMultipart(f *testing.F) {
 		ctx := context.Background()
 		idem := &Idempotency{Scope: fmt.Sprintf("fuzz-%d", n)}
 		before := g.cfg.Ledger.Size()
-		p, err := g.Submit(WithIdempotency(ctx, idem), who, multipart.NewReader(bytes.NewReader(body), fuzzBoundary))
+		p, err := g.Submit(ctx, who, idem, multipart.NewReader(bytes.NewReader(body), fuzzBoundary))
 		after := g.cfg.Ledger.Size()
 		if err != nil {
 			if after != before {

@@ -263,8 +263,9 @@ func (g *Gateway) applicantDigestOf(typ, id string) string {
 }
 
 // record appends one workflow entry for packet and folds it into the view.
-// The caller holds the packet's lock.
-func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, packet string, payload any, names map[string]string) (*Packet, *ledger.Record, error) {
+// idem is the request's idempotency description, nil without a key; its
+// scope and fingerprint go into the entry. The caller holds the packet's lock.
+func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, p *Packet, typ, packet string, payload any, names map[string]string) (*Packet, *ledger.Record, error) {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return nil, nil, err
@@ -272,7 +273,9 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 	if p != nil {
 		b = withPacketPrev(b, p.LastSeq)
 	}
-	idem := idemFor(ctx)
+	if idem != nil && idem.Scope == "" {
+		idem = nil
+	}
 	var fingerprint string
 	if idem != nil {
 		fingerprint = idem.Fingerprint()
@@ -410,7 +413,8 @@ var transitions = map[string]struct {
 // Act performs a workflow action on a packet: receive, return (补正),
 // approve, reject (by the destination's reviewer) or deliver (by the
 // origin's submitter). A return or a rejection must give a reason.
-func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason string) (*Packet, error) {
+// idem is nil for a request without an Idempotency-Key.
+func (g *Gateway) Act(ctx context.Context, who Principal, idem *Idempotency, id, action, reason string) (*Packet, error) {
 	t, ok := transitions[action]
 	if !ok {
 		return nil, fieldError(ErrInvalid, "action", "unknown action %q: one of receive, return, approve, reject, deliver", action)
@@ -435,7 +439,7 @@ func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason str
 	} else if action == "deliver" {
 		payload = struct{}{}
 	}
-	next, _, err := g.record(ctx, who, p, t.typ, id, payload, namesOf(p.Materials))
+	next, _, err := g.record(ctx, who, idem, p, t.typ, id, payload, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -33,7 +32,6 @@ type Idempotency struct {
 	Scope string
 	JSON  []byte // canonical JSON body; nil for multipart requests
 	parts hash.Hash
-	used  bool
 }
 
 // Fingerprint returns the request's fingerprint.
@@ -48,10 +46,9 @@ func (i *Idempotency) Fingerprint() string {
 	return hex.EncodeToString(i.parts.Sum(nil))
 }
 
-// notePart adds one multipart part to the request's fingerprint, if the
-// request is idempotent.
-func notePart(ctx context.Context, name, filename, sum string) {
-	idem, _ := ctx.Value(idemCtxKey{}).(*Idempotency)
+// notePart adds one multipart part to the request's fingerprint. It does
+// nothing on a nil Idempotency: a request without a key.
+func (idem *Idempotency) notePart(name, filename, sum string) {
 	if idem == nil || idem.JSON != nil {
 		return
 	}
@@ -65,7 +62,6 @@ func notePart(ctx context.Context, name, filename, sum string) {
 // as Idempotency computes it, for comparing a retry with its original.
 func FingerprintMultipart(mr *multipart.Reader) (string, error) {
 	idem := &Idempotency{parts: sha256.New()}
-	ctx := WithIdempotency(context.Background(), idem)
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -80,7 +76,7 @@ func FingerprintMultipart(mr *multipart.Reader) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
 		}
-		notePart(ctx, part.FormName(), part.FileName(), hex.EncodeToString(h.Sum(nil)))
+		idem.notePart(part.FormName(), part.FileName(), hex.EncodeToString(h.Sum(nil)))
 	}
 }
 
@@ -92,13 +88,6 @@ func CanonicalJSON(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(v)
-}
-
-type idemCtxKey struct{}
-
-// WithIdempotency marks ctx's request as made under an idempotency key.
-func WithIdempotency(ctx context.Context, idem *Idempotency) context.Context {
-	return context.WithValue(ctx, idemCtxKey{}, idem)
 }
 
 // Replay is the remembered outcome of an idempotent request.
@@ -126,16 +115,6 @@ func (g *Gateway) Remembered(scope string) (*Replay, bool) {
 		return item.Value(func(v []byte) error { return json.Unmarshal(v, &r) })
 	})
 	return &r, err == nil
-}
-
-// idemFor takes the request's idempotency description from ctx, once.
-func idemFor(ctx context.Context) *Idempotency {
-	idem, _ := ctx.Value(idemCtxKey{}).(*Idempotency)
-	if idem == nil || idem.used || idem.Scope == "" {
-		return nil
-	}
-	idem.used = true
-	return idem
 }
 
 // withIdem adds "idem" to a payload object.

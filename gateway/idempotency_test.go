@@ -30,7 +30,7 @@ func TestIdempotencySurvivesCrash(t *testing.T) {
 
 	idem := &Idempotency{Scope: "scope-1"}
 	who := Principal{Agency: "jiashan-window", Role: RoleSubmitter}
-	p, err := g.Submit(WithIdempotency(context.Background(), idem), who, multipart.NewReader(bytes.NewReader(raw), mw.Boundary()))
+	p, err := g.Submit(context.Background(), who, idem, multipart.NewReader(bytes.NewReader(raw), mw.Boundary()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,21 @@ import (
 // receives them through receiveParts, so that the rules for a file part
 // are the same everywhere.
 
+// upload is the state of one request that stores objects, passed down as
+// a value: the objects it claimed from the collector and, for a request
+// under an Idempotency-Key, the description whose fingerprint its parts
+// build (nil without a key).
+type upload struct {
+	claims *claims
+	idem   *Idempotency
+}
+
+// startUpload begins an upload; call the returned func when the request is over.
+func (g *Gateway) startUpload(idem *Idempotency) (*upload, func()) {
+	c, release := g.claimObjects()
+	return &upload{claims: c, idem: idem}, release
+}
+
 // expected is a file part a request may carry, by its form name (the kind).
 type expected struct {
 	mat      *Material
@@ -63,7 +78,7 @@ func expectedFrom(item *Item, ms []materialInput, bad fields) map[string]expecte
 // A part that breaks a rule is refused (422) before any of its bytes are
 // stored; whatever was stored before is left to the collector, and the
 // caller records nothing.
-func (g *Gateway) receiveParts(ctx context.Context, first *multipart.Part, mr *multipart.Reader, want map[string]expected, unknown func(kind string) error) (map[string]MaterialRef, []string, error) {
+func (g *Gateway) receiveParts(ctx context.Context, up *upload, first *multipart.Part, mr *multipart.Reader, want map[string]expected, unknown func(kind string) error) (map[string]MaterialRef, []string, error) {
 	got := make(map[string]MaterialRef, len(want))
 	var order []string
 	part := first
@@ -78,7 +93,7 @@ func (g *Gateway) receiveParts(ctx context.Context, first *multipart.Part, mr *m
 				return nil, nil, fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
 			}
 		}
-		ref, err := g.receivePart(ctx, part, want, got, unknown)
+		ref, err := g.receivePart(ctx, up, part, want, got, unknown)
 		part.Close()
 		if err != nil {
 			return nil, nil, err
@@ -90,7 +105,7 @@ func (g *Gateway) receiveParts(ctx context.Context, first *multipart.Part, mr *m
 }
 
 // receivePart checks one file part against the rules of receiveParts and stores it.
-func (g *Gateway) receivePart(ctx context.Context, part *multipart.Part, want map[string]expected, got map[string]MaterialRef, unknown func(string) error) (MaterialRef, error) {
+func (g *Gateway) receivePart(ctx context.Context, up *upload, part *multipart.Part, want map[string]expected, got map[string]MaterialRef, unknown func(string) error) (MaterialRef, error) {
 	kind := part.FormName()
 	w, ok := want[kind]
 	if !ok {
@@ -112,11 +127,11 @@ func (g *Gateway) receivePart(ctx context.Context, part *multipart.Part, want ma
 	if w.filename != "" && name != w.filename {
 		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.FileName(), w.filename)
 	}
-	ref, err := g.storeFile(ctx, part, kind, w.mat, w.sha256)
+	ref, err := g.storeFile(ctx, up, part, kind, w.mat, w.sha256)
 	if err != nil {
 		return MaterialRef{}, err
 	}
-	notePart(ctx, kind, part.FileName(), ref.SHA256)
+	up.idem.notePart(kind, part.FileName(), ref.SHA256)
 	ref.Filename = name
 	return ref, nil
 }
@@ -151,7 +166,7 @@ func inOrder(refs map[string]MaterialRef, kinds []string) []MaterialRef {
 // storeFile streams one file into storage, checking its type by its bytes
 // (and, for an OFD, by walking the ZIP as it passes), its size and its
 // declared digest. field names the material in errors.
-func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat *Material, declared string) (MaterialRef, error) {
+func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field string, mat *Material, declared string) (MaterialRef, error) {
 	cr := &clientReader{r: r}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	head, err := br.Peek(512)
@@ -189,7 +204,7 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, cr.err)
 	}
 	if err == nil {
-		err = g.claim(ctx, info.SHA256)
+		err = g.claim(ctx, up.claims, info.SHA256)
 	}
 	switch {
 	case err == nil:
@@ -224,14 +239,14 @@ func (c *clientReader) Read(p []byte) (int, error) {
 }
 
 // storeManifest stores a manifest and returns its digest.
-func (g *Gateway) storeManifest(ctx context.Context, m *Manifest) (string, error) {
+func (g *Gateway) storeManifest(ctx context.Context, up *upload, m *Manifest) (string, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return "", err
 	}
 	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b))})
 	if err == nil {
-		err = g.claim(ctx, info.SHA256)
+		err = g.claim(ctx, up.claims, info.SHA256)
 	}
 	if err != nil {
 		return "", storageErr(err)

@@ -82,21 +82,22 @@ var applicantTypes = map[string]string{
 // its packet.submitted entry is written, only once every file is stored.
 // On any failure nothing is recorded (stored files become garbage for the
 // collector).
-func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reader) (*Packet, error) {
+// idem is nil for a request without an Idempotency-Key.
+func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, mr *multipart.Reader) (*Packet, error) {
 	if who.Role != RoleSubmitter {
 		return nil, fmt.Errorf("%w: only submitters send packets", ErrForbidden)
 	}
-	ctx, release := g.claimObjects(ctx)
+	up, release := g.startUpload(idem)
 	defer release()
 	var in manifestInput
-	if err := g.readManifestPart(ctx, mr, &in); err != nil {
+	if err := g.readManifestPart(up.idem, mr, &in); err != nil {
 		return nil, err
 	}
 	item, want, app, err := g.checkManifest(who, &in)
 	if err != nil {
 		return nil, err
 	}
-	refs, _, err := g.receiveParts(ctx, nil, mr, want, notListed)
+	refs, _, err := g.receiveParts(ctx, up, nil, mr, want, notListed)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +110,7 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reade
 	for _, mi := range in.Materials {
 		m.Materials = append(m.Materials, refs[mi.Kind])
 	}
-	digest, err := g.storeManifest(ctx, m)
+	digest, err := g.storeManifest(ctx, up, m)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +120,7 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reade
 		Materials: digestsOf(m.Materials), Deadline: deadline(now, item.TimeLimit),
 	}
 	defer g.lock(id)()
-	p, _, err := g.record(ctx, who, nil, EntrySubmitted, id, payload, namesOf(m.Materials))
+	p, _, err := g.record(ctx, who, idem, nil, EntrySubmitted, id, payload, namesOf(m.Materials))
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +136,7 @@ func digestsOf(refs []MaterialRef) []materialDigest {
 }
 
 // readManifestPart reads the first part, which must be the manifest.
-func (g *Gateway) readManifestPart(ctx context.Context, mr *multipart.Reader, into any) error {
+func (g *Gateway) readManifestPart(idem *Idempotency, mr *multipart.Reader, into any) error {
 	part, err := mr.NextPart()
 	if err == io.EOF {
 		return fieldError(ErrMalformed, "manifest", "the body has no parts; the manifest part comes first")
@@ -147,11 +148,11 @@ func (g *Gateway) readManifestPart(ctx context.Context, mr *multipart.Reader, in
 	if part.FormName() != "manifest" {
 		return fieldError(ErrMalformed, "manifest", "the first part must be the manifest, not %q", part.FormName())
 	}
-	return g.decodeManifestPart(ctx, part, into)
+	return g.decodeManifestPart(idem, part, into)
 }
 
 // decodeManifestPart reads a manifest part, bounded, into into.
-func (g *Gateway) decodeManifestPart(ctx context.Context, part *multipart.Part, into any) error {
+func (g *Gateway) decodeManifestPart(idem *Idempotency, part *multipart.Part, into any) error {
 	b, err := io.ReadAll(io.LimitReader(part, g.cfg.Limits.MaxManifestBytes+1))
 	if err != nil {
 		return fmt.Errorf("%w: manifest part: %w", ErrMalformed, err)
@@ -159,7 +160,7 @@ func (g *Gateway) decodeManifestPart(ctx context.Context, part *multipart.Part, 
 	if int64(len(b)) > g.cfg.Limits.MaxManifestBytes {
 		return fieldError(ErrTooLarge, "manifest", "larger than %d bytes", g.cfg.Limits.MaxManifestBytes)
 	}
-	notePart(ctx, part.FormName(), part.FileName(), hexSHA256(b))
+	idem.notePart(part.FormName(), part.FileName(), hexSHA256(b))
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(into); err != nil {
 		return fieldError(ErrMalformed, "manifest", "not valid JSON of the expected shape: %v", err)
@@ -261,8 +262,9 @@ func (g *Gateway) structErrors(v any, bad fields) {
 // submission's: an optional manifest part {"materials": [...]} first, then
 // one file part per material. Without a manifest part, each file part's
 // form name is its kind and its filename is taken as sent.
-func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
-	ctx, release := g.claimObjects(ctx)
+// idem is nil for a request without an Idempotency-Key.
+func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempotency, id string, mr *multipart.Reader) (*Packet, error) {
+	up, release := g.startUpload(idem)
 	defer release()
 	// Check before the upload, without the packet's lock: the upload may
 	// take long, and the lock would stall every other step on the packet.
@@ -278,7 +280,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	if err != nil {
 		return nil, err
 	}
-	added, err := g.receiveSupplement(ctx, mr, item)
+	added, err := g.receiveSupplement(ctx, up, mr, item)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +288,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	m.Version++
 	m.Created = g.cfg.Now().UTC()
 	m.Materials = mergeRefs(old.Materials, added)
-	digest, err := g.storeManifest(ctx, &m)
+	digest, err := g.storeManifest(ctx, up, &m)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +296,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	if p, err = g.packetForStep(who, id, "origin", StatusCorrectionRequested, "supplement"); err != nil {
 		return nil, err // it moved on during the upload
 	}
-	next, _, err := g.record(ctx, who, p, EntrySupplemented, id, supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
+	next, _, err := g.record(ctx, who, idem, p, EntrySupplemented, id, supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +329,7 @@ type supplementInput struct {
 // receiveSupplement reads a supplement body, with or without a manifest
 // part, and returns the stored materials in the manifest's order, or else
 // in the order they came.
-func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, item *Item) ([]MaterialRef, error) {
+func (g *Gateway) receiveSupplement(ctx context.Context, up *upload, mr *multipart.Reader, item *Item) ([]MaterialRef, error) {
 	part, err := mr.NextPart()
 	if err == io.EOF {
 		return nil, fieldError(ErrInvalid, "materials", "no materials supplied")
@@ -342,7 +344,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 		for i := range item.Materials {
 			want[item.Materials[i].Kind] = expected{mat: &item.Materials[i]}
 		}
-		got, order, err := g.receiveParts(ctx, part, mr, want, func(kind string) error {
+		got, order, err := g.receiveParts(ctx, up, part, mr, want, func(kind string) error {
 			return fieldError(ErrInvalid, kind, "%s has no material %q", item.Code, kind)
 		})
 		if err != nil {
@@ -351,7 +353,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 		return inOrder(got, order), nil
 	}
 	var in supplementInput
-	err = g.decodeManifestPart(ctx, part, &in)
+	err = g.decodeManifestPart(up.idem, part, &in)
 	part.Close()
 	if err != nil {
 		return nil, err
@@ -362,7 +364,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 	if err := bad.err(); err != nil {
 		return nil, err
 	}
-	got, _, err := g.receiveParts(ctx, nil, mr, want, notListed)
+	got, _, err := g.receiveParts(ctx, up, nil, mr, want, notListed)
 	if err != nil {
 		return nil, err
 	}
@@ -383,14 +385,14 @@ var licenseMaterial = Material{Kind: "license", Name: "证照", NameEN: "issued 
 // IssueLicense stores the licence the destination issued for an approved
 // packet (multipart part "license") and moves it to license_issued.
 func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
-	ctx, release := g.claimObjects(ctx)
+	up, release := g.startUpload(nil)
 	defer release()
 	// As for supplements: check, upload without the lock, check again.
 	if _, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for"); err != nil {
 		return nil, err
 	}
 	want := map[string]expected{"license": {mat: &licenseMaterial}}
-	got, _, err := g.receiveParts(ctx, nil, mr, want, func(kind string) error {
+	got, _, err := g.receiveParts(ctx, up, nil, mr, want, func(kind string) error {
 		return fieldError(ErrInvalid, "license", "expected the part %q, got %q", "license", kind)
 	})
 	if err != nil {
@@ -405,7 +407,7 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr
 	if err != nil {
 		return nil, err
 	}
-	next, _, err := g.record(ctx, who, p, EntryLicense, id, licensePayload{digestsOf([]MaterialRef{ref})[0]}, namesOf(p.Materials))
+	next, _, err := g.record(ctx, who, nil, p, EntryLicense, id, licensePayload{digestsOf([]MaterialRef{ref})[0]}, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}
