@@ -48,9 +48,12 @@ func (g *Gateway) recordViolation(ctx context.Context, who Principal, packet, ki
 	ctx = context.WithoutCancel(ctx)
 	var err error
 	if p != nil {
-		_, _, err = g.record(ctx, who, nil, p, EntryViolation, packet, v, namesOf(p.Materials))
+		_, _, err = g.record(ctx, who, nil, p, EntryViolation, packet, &v, namesOf(p.Materials))
 	} else {
-		_, err = g.cfg.Ledger.Append(ctx, ledger.Entry{Type: EntryViolation, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: mustJSON(v)})
+		var b []byte
+		if b, err = encodePayload(&v); err == nil {
+			_, err = g.cfg.Ledger.Append(ctx, ledger.Entry{Type: EntryViolation, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: b})
+		}
 	}
 	if err != nil {
 		g.log.Error("integrity violation not recorded", "packet", packet, "sha256", digest, "err", err)
@@ -98,7 +101,7 @@ func (g *Gateway) OpenMaterial(ctx context.Context, who Principal, id, kind stri
 	}
 	defer g.lock(id)()
 	if cur, err := g.state.get(id); err == nil {
-		if _, _, err := g.record(ctx, who, nil, cur, EntryDownloaded, id, downloadedPayload{What: "material", Kind: kind}, namesOf(cur.Materials)); err != nil {
+		if _, _, err := g.record(ctx, who, nil, cur, EntryDownloaded, id, &downloadedPayload{What: "material", Kind: kind}, namesOf(cur.Materials)); err != nil {
 			rc.Close()
 			return nil, nil, err
 		}
@@ -132,7 +135,7 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 	unlock := g.lock(id)
 	cur, err := g.state.get(id)
 	if err == nil {
-		_, _, err = g.record(ctx, who, nil, cur, EntryDownloaded, id, downloadedPayload{What: "bundle"}, namesOf(cur.Materials))
+		_, _, err = g.record(ctx, who, nil, cur, EntryDownloaded, id, &downloadedPayload{What: "bundle"}, namesOf(cur.Materials))
 	}
 	unlock()
 	if err != nil {

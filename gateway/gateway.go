@@ -265,13 +265,11 @@ func (g *Gateway) applicantDigestOf(typ, id string) string {
 // record appends one workflow entry for packet and folds it into the view.
 // idem is the request's idempotency description, nil without a key; its
 // scope and fingerprint go into the entry. The caller holds the packet's lock.
-func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, p *Packet, typ, packet string, payload any, names map[string]string) (*Packet, *ledger.Record, error) {
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return nil, nil, err
-	}
+func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, p *Packet, typ, packet string, pl payload, names map[string]string) (*Packet, *ledger.Record, error) {
+	var h head
 	if p != nil {
-		b = withPacketPrev(b, p.LastSeq)
+		prev := p.LastSeq
+		h.PacketPrev = &prev
 	}
 	if idem != nil && idem.Scope == "" {
 		idem = nil
@@ -279,7 +277,12 @@ func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, 
 	var fingerprint string
 	if idem != nil {
 		fingerprint = idem.Fingerprint()
-		b = withIdem(b, idemPayload{Key: idem.Scope, Body: fingerprint})
+		h.Idem = &idemPayload{Key: idem.Scope, Body: fingerprint}
+	}
+	pl.setHead(h)
+	b, err := encodePayload(pl)
+	if err != nil {
+		return nil, nil, err
 	}
 	start := time.Now()
 	rec, err := g.cfg.Ledger.Append(ctx, ledger.Entry{
@@ -307,17 +310,6 @@ func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, 
 		}
 	}
 	return next, rec, nil
-}
-
-// withPacketPrev adds "packet_prev": the seq of the packet's previous
-// entry, to a payload object. The packet's entries thus form a chain of
-// their own, and a bundle missing one of them is caught offline.
-func withPacketPrev(payload []byte, prev int64) []byte {
-	head := fmt.Appendf(nil, `{"packet_prev":%d`, prev)
-	if len(payload) > 2 { // not "{}"
-		head = append(head, ',')
-	}
-	return append(head, payload[1:]...)
 }
 
 // packetFor loads a packet and checks that who may see it: its origin, its
@@ -431,15 +423,15 @@ func (g *Gateway) Act(ctx context.Context, who Principal, idem *Idempotency, id,
 	if (action == "return" || action == "reject") && reason == "" {
 		return nil, fieldError(ErrInvalid, "reason", "required for %s: the applicant must be told why", action)
 	}
-	var payload any = reasonPayload{Reason: reason}
+	var pl payload = &reasonPayload{Reason: reason}
 	if action == "receive" {
 		// The receipt records the manifest the receiver holds; the
 		// destination can check it against the bundle it downloaded.
-		payload = receivedPayload{Manifest: p.Manifest}
+		pl = &receivedPayload{Manifest: p.Manifest}
 	} else if action == "deliver" {
-		payload = struct{}{}
+		pl = &deliveredPayload{}
 	}
-	next, _, err := g.record(ctx, who, idem, p, t.typ, id, payload, namesOf(p.Materials))
+	next, _, err := g.record(ctx, who, idem, p, t.typ, id, pl, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}

@@ -117,16 +117,6 @@ func (g *Gateway) Remembered(scope string) (*Replay, bool) {
 	return &r, err == nil
 }
 
-// withIdem adds "idem" to a payload object.
-func withIdem(payload []byte, p idemPayload) []byte {
-	b, _ := json.Marshal(p)
-	head := append([]byte(`{"idem":`), b...)
-	if len(payload) > 2 {
-		head = append(head, ',')
-	}
-	return append(head, payload[1:]...)
-}
-
 // remember stores the outcome of an idempotent request. No fsync: the
 // state is a cache, and after a crash the rebuild restores the record from
 // the entry's "idem" field.

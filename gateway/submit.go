@@ -114,7 +114,7 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, 
 	if err != nil {
 		return nil, err
 	}
-	payload := submittedPayload{
+	payload := &submittedPayload{
 		Item: item.Code, Origin: who.Agency, Destination: in.Destination, Manifest: digest,
 		Applicant: applicantDigest{Type: app.Type, Digest: g.applicantDigestOf(app.Type, app.ID)},
 		Materials: digestsOf(m.Materials), Deadline: deadline(now, item.TimeLimit),
@@ -296,7 +296,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempoten
 	if p, err = g.packetForStep(who, id, "origin", StatusCorrectionRequested, "supplement"); err != nil {
 		return nil, err // it moved on during the upload
 	}
-	next, _, err := g.record(ctx, who, idem, p, EntrySupplemented, id, supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
+	next, _, err := g.record(ctx, who, idem, p, EntrySupplemented, id, &supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +407,7 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr
 	if err != nil {
 		return nil, err
 	}
-	next, _, err := g.record(ctx, who, nil, p, EntryLicense, id, licensePayload{digestsOf([]MaterialRef{ref})[0]}, namesOf(p.Materials))
+	next, _, err := g.record(ctx, who, nil, p, EntryLicense, id, &licensePayload{materialDigest: digestsOf([]MaterialRef{ref})[0]}, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}
