@@ -33,22 +33,6 @@ import (
 	"tongban/storage"
 )
 
-// Ledger is what the gateway needs of the audit log (*ledger.Ledger).
-type Ledger interface {
-	Append(ctx context.Context, e ledger.Entry) (*ledger.Record, error)
-	ByPacket(packet string) ([]*ledger.Record, error)
-	Get(seq int64) (*ledger.Record, error)
-	Scan(ctx context.Context, from int64, fn func(*ledger.Record) error) error
-	Size() int64
-	Checkpoint() ([]byte, error)
-	VerifierKey() string
-	ProveInclusion(seq, size int64) ([]ledger.Hash, error)
-	ProveConsistency(from, to int64) ([]ledger.Hash, error)
-	Verify(ctx context.Context, progress func(done, total int64)) (ledger.Report, error)
-	Signed() (ledger.Checkpoint, time.Time)
-	Err() error
-}
-
 // Limits bound what one request may make the gateway read.
 type Limits struct {
 	MaxManifestBytes int64 // default 64 KiB
@@ -61,7 +45,7 @@ type Config struct {
 	Catalog  *Catalog
 	Agencies []Agency
 	Store    storage.Store
-	Ledger   Ledger
+	Ledger   *ledger.Ledger
 	StateDir string // Badger directory for the packet views
 	// ApplicantKey keys the HMAC that stands for applicant identifiers in
 	// the ledger. It must stay the same for the life of the ledger.
@@ -152,7 +136,7 @@ func (g *Gateway) recover(ctx context.Context) error {
 	size := g.cfg.Ledger.Size()
 	if n, ok := g.state.cleanSize(); !ok || n != size {
 		start := time.Now()
-		if err := g.state.db.DropAll(); err != nil {
+		if err := g.state.reset(); err != nil {
 			return fmt.Errorf("gateway: reset views: %w", err)
 		}
 		if err := g.rebuild(ctx); err != nil {

@@ -10,8 +10,6 @@ import (
 	"mime/multipart"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"tongban/ledger"
 )
 
@@ -107,28 +105,21 @@ type idemPayload struct {
 // Remembered returns the outcome of an earlier request with the same scope.
 func (g *Gateway) Remembered(scope string) (*Replay, bool) {
 	var r Replay
-	err := g.state.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(append([]byte{'i'}, scope...))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &r) })
-	})
-	return &r, err == nil
+	if !g.state.getReplay(scope, &r) {
+		return nil, false
+	}
+	return &r, true
 }
 
 // remember stores the outcome of an idempotent request. No fsync: the
 // state is a cache, and after a crash the rebuild restores the record from
 // the entry's "idem" field.
 func (g *Gateway) remember(scope string, r Replay) error {
-	b, _ := json.Marshal(r)
 	ttl := time.Until(r.Time.Add(IdempotencyTTL))
 	if ttl <= 0 {
 		return nil
 	}
-	return g.state.db.Update(func(txn *badger.Txn) error {
-		return txn.SetEntry(badger.NewEntry(append([]byte{'i'}, scope...), b).WithTTL(ttl))
-	})
+	return g.state.putReplay(scope, r, ttl)
 }
 
 // rememberFromEntry restores an idempotency record from a ledger entry
