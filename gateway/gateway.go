@@ -3,7 +3,9 @@
 // window and a destination agency. Every workflow step is one ledger entry;
 // every file is streamed into content-addressed storage while it is hashed
 // and checked. The package knows neither HTTP nor Badger's ledger layout nor
-// S3: it talks to the ledger and the object store through small interfaces.
+// S3: it appends to the ledger (*ledger.Ledger) and stores objects through
+// storage.Store. Its own Badger database, a cache of packet views rebuilt
+// from the ledger, sits behind one type (state).
 package gateway
 
 import (
