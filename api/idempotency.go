@@ -52,12 +52,12 @@ func (s *server) idempotent(c *gin.Context) {
 	if r, ok := s.g.Remembered(scope); ok {
 		fp := idem.Fingerprint()
 		if !isJSON {
-			mr, ok := s.multipartBody(c)
+			parts, ok := s.multipartBody(c)
 			if !ok {
 				return
 			}
 			var err error
-			if fp, err = gateway.FingerprintMultipart(mr); err != nil {
+			if fp, err = gateway.FingerprintParts(parts); err != nil {
 				fail(c, err)
 				return
 			}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"mime/multipart"
 	"time"
 
 	"tongban/ledger"
@@ -44,7 +43,7 @@ func (i *Idempotency) Fingerprint() string {
 	return hex.EncodeToString(i.parts.Sum(nil))
 }
 
-// notePart adds one multipart part to the request's fingerprint. It does
+// notePart adds one part to the request's fingerprint. It does
 // nothing on a nil Idempotency: a request without a key.
 func (idem *Idempotency) notePart(name, filename, sum string) {
 	if idem == nil || idem.JSON != nil {
@@ -56,25 +55,23 @@ func (idem *Idempotency) notePart(name, filename, sum string) {
 	fmt.Fprintf(idem.parts, "%q %q %s\n", name, filename, sum)
 }
 
-// FingerprintMultipart reads a multipart body and returns its fingerprint
+// FingerprintParts reads an upload's parts and returns their fingerprint
 // as Idempotency computes it, for comparing a retry with its original.
-func FingerprintMultipart(mr *multipart.Reader) (string, error) {
+func FingerprintParts(ps Parts) (string, error) {
 	idem := &Idempotency{parts: sha256.New()}
 	for {
-		part, err := mr.NextPart()
+		part, err := nextPart(ps)
 		if err == io.EOF {
 			return idem.Fingerprint(), nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+			return "", err
 		}
 		h := sha256.New()
-		_, err = io.Copy(h, part)
-		part.Close()
-		if err != nil {
-			return "", fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+		if _, err := io.Copy(h, part.Body); err != nil {
+			return "", fmt.Errorf("%w: body: %w", ErrMalformed, err)
 		}
-		idem.notePart(part.FormName(), part.FileName(), hex.EncodeToString(h.Sum(nil)))
+		idem.notePart(part.Name, part.Filename, hex.EncodeToString(h.Sum(nil)))
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"strings"
 
 	"tongban/storage"
@@ -17,6 +16,31 @@ import (
 // Every request that brings files (a submission, a supplement, a licence)
 // receives them through receiveParts, so that the rules for a file part
 // are the same everywhere.
+
+// Part is one part of an upload as it streams in: the manifest, a material
+// or a licence. The wire format is the caller's business (the api package
+// reads multipart/form-data); parts are handed over one by one, unbuffered.
+type Part struct {
+	Name     string    // the form name: "manifest", a material's kind, "license"
+	Filename string    // as the client sent it, without any path; "" for none
+	Body     io.Reader // read at most once, and only until the next call of Next
+}
+
+// Parts yields an upload's parts in the order they came. Next returns
+// io.EOF after the last part; any other error is the client's body
+// breaking off or being malformed.
+type Parts interface {
+	Next() (*Part, error)
+}
+
+// nextPart returns the next part of an upload, or io.EOF after the last.
+func nextPart(ps Parts) (*Part, error) {
+	p, err := ps.Next()
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%w: body: %w", ErrMalformed, err)
+	}
+	return p, err
+}
 
 // upload is the state of one request that stores objects, passed down as
 // a value: the objects it claimed from the collector and, for a request
@@ -71,30 +95,29 @@ func expectedFrom(item *Item, ms []materialInput, bad fields) map[string]expecte
 }
 
 // receiveParts stores the file parts of a request as they stream past:
-// first (if not nil), then the rest of mr. It returns the stored materials
+// first (if not nil), then the rest of ps. It returns the stored materials
 // by kind and the kinds in the order they came. A part must be one of
 // want (else unknown says why not), come once, and carry a file name that
 // SafeFilename accepts and that matches the manifest's, if it gave one.
 // A part that breaks a rule is refused (422) before any of its bytes are
 // stored; whatever was stored before is left to the collector, and the
 // caller records nothing.
-func (g *Gateway) receiveParts(ctx context.Context, up *upload, first *multipart.Part, mr *multipart.Reader, want map[string]expected, unknown func(kind string) error) (map[string]MaterialRef, []string, error) {
+func (g *Gateway) receiveParts(ctx context.Context, up *upload, first *Part, ps Parts, want map[string]expected, unknown func(kind string) error) (map[string]MaterialRef, []string, error) {
 	got := make(map[string]MaterialRef, len(want))
 	var order []string
 	part := first
 	for {
 		if part == nil {
 			var err error
-			part, err = mr.NextPart()
+			part, err = nextPart(ps)
 			if err == io.EOF {
 				return got, order, nil
 			}
 			if err != nil {
-				return nil, nil, fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+				return nil, nil, err
 			}
 		}
 		ref, err := g.receivePart(ctx, up, part, want, got, unknown)
-		part.Close()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -105,8 +128,8 @@ func (g *Gateway) receiveParts(ctx context.Context, up *upload, first *multipart
 }
 
 // receivePart checks one file part against the rules of receiveParts and stores it.
-func (g *Gateway) receivePart(ctx context.Context, up *upload, part *multipart.Part, want map[string]expected, got map[string]MaterialRef, unknown func(string) error) (MaterialRef, error) {
-	kind := part.FormName()
+func (g *Gateway) receivePart(ctx context.Context, up *upload, part *Part, want map[string]expected, got map[string]MaterialRef, unknown func(string) error) (MaterialRef, error) {
+	kind := part.Name
 	w, ok := want[kind]
 	if !ok {
 		return MaterialRef{}, unknown(kind)
@@ -117,21 +140,21 @@ func (g *Gateway) receivePart(ctx context.Context, up *upload, part *multipart.P
 	if len(got) >= g.cfg.Limits.MaxMaterials {
 		return MaterialRef{}, fieldError(ErrInvalid, "materials", "at most %d materials", g.cfg.Limits.MaxMaterials)
 	}
-	if part.FileName() == "" {
+	if part.Filename == "" {
 		return MaterialRef{}, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
 	}
-	name, err := SafeFilename(part.FileName())
+	name, err := SafeFilename(part.Filename)
 	if err != nil {
 		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name: %v", err)
 	}
 	if w.filename != "" && name != w.filename {
-		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.FileName(), w.filename)
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.Filename, w.filename)
 	}
-	ref, err := g.storeFile(ctx, up, part, kind, w.mat, w.sha256)
+	ref, err := g.storeFile(ctx, up, part.Body, kind, w.mat, w.sha256)
 	if err != nil {
 		return MaterialRef{}, err
 	}
-	up.idem.notePart(kind, part.FileName(), ref.SHA256)
+	up.idem.notePart(kind, part.Filename, ref.SHA256)
 	ref.Filename = name
 	return ref, nil
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"strings"
 	"time"
 
@@ -83,21 +82,21 @@ var applicantTypes = map[string]string{
 // On any failure nothing is recorded (stored files become garbage for the
 // collector).
 // idem is nil for a request without an Idempotency-Key.
-func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, mr *multipart.Reader) (*Packet, error) {
+func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, ps Parts) (*Packet, error) {
 	if who.Role != RoleSubmitter {
 		return nil, fmt.Errorf("%w: only submitters send packets", ErrForbidden)
 	}
 	up, release := g.startUpload(idem)
 	defer release()
 	var in manifestInput
-	if err := g.readManifestPart(up.idem, mr, &in); err != nil {
+	if err := g.readManifestPart(up.idem, ps, &in); err != nil {
 		return nil, err
 	}
 	item, want, app, err := g.checkManifest(who, &in)
 	if err != nil {
 		return nil, err
 	}
-	refs, _, err := g.receiveParts(ctx, up, nil, mr, want, notListed)
+	refs, _, err := g.receiveParts(ctx, up, nil, ps, want, notListed)
 	if err != nil {
 		return nil, err
 	}
@@ -136,31 +135,30 @@ func digestsOf(refs []MaterialRef) []materialDigest {
 }
 
 // readManifestPart reads the first part, which must be the manifest.
-func (g *Gateway) readManifestPart(idem *Idempotency, mr *multipart.Reader, into any) error {
-	part, err := mr.NextPart()
+func (g *Gateway) readManifestPart(idem *Idempotency, ps Parts, into any) error {
+	part, err := nextPart(ps)
 	if err == io.EOF {
 		return fieldError(ErrMalformed, "manifest", "the body has no parts; the manifest part comes first")
 	}
 	if err != nil {
-		return fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+		return err
 	}
-	defer part.Close()
-	if part.FormName() != "manifest" {
-		return fieldError(ErrMalformed, "manifest", "the first part must be the manifest, not %q", part.FormName())
+	if part.Name != "manifest" {
+		return fieldError(ErrMalformed, "manifest", "the first part must be the manifest, not %q", part.Name)
 	}
 	return g.decodeManifestPart(idem, part, into)
 }
 
 // decodeManifestPart reads a manifest part, bounded, into into.
-func (g *Gateway) decodeManifestPart(idem *Idempotency, part *multipart.Part, into any) error {
-	b, err := io.ReadAll(io.LimitReader(part, g.cfg.Limits.MaxManifestBytes+1))
+func (g *Gateway) decodeManifestPart(idem *Idempotency, part *Part, into any) error {
+	b, err := io.ReadAll(io.LimitReader(part.Body, g.cfg.Limits.MaxManifestBytes+1))
 	if err != nil {
 		return fmt.Errorf("%w: manifest part: %w", ErrMalformed, err)
 	}
 	if int64(len(b)) > g.cfg.Limits.MaxManifestBytes {
 		return fieldError(ErrTooLarge, "manifest", "larger than %d bytes", g.cfg.Limits.MaxManifestBytes)
 	}
-	idem.notePart(part.FormName(), part.FileName(), hexSHA256(b))
+	idem.notePart(part.Name, part.Filename, hexSHA256(b))
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(into); err != nil {
 		return fieldError(ErrMalformed, "manifest", "not valid JSON of the expected shape: %v", err)
@@ -263,7 +261,7 @@ func (g *Gateway) structErrors(v any, bad fields) {
 // one file part per material. Without a manifest part, each file part's
 // form name is its kind and its filename is taken as sent.
 // idem is nil for a request without an Idempotency-Key.
-func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempotency, id string, mr *multipart.Reader) (*Packet, error) {
+func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempotency, id string, ps Parts) (*Packet, error) {
 	up, release := g.startUpload(idem)
 	defer release()
 	// Check before the upload, without the packet's lock: the upload may
@@ -280,7 +278,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempoten
 	if err != nil {
 		return nil, err
 	}
-	added, err := g.receiveSupplement(ctx, up, mr, item)
+	added, err := g.receiveSupplement(ctx, up, ps, item)
 	if err != nil {
 		return nil, err
 	}
@@ -329,22 +327,22 @@ type supplementInput struct {
 // receiveSupplement reads a supplement body, with or without a manifest
 // part, and returns the stored materials in the manifest's order, or else
 // in the order they came.
-func (g *Gateway) receiveSupplement(ctx context.Context, up *upload, mr *multipart.Reader, item *Item) ([]MaterialRef, error) {
-	part, err := mr.NextPart()
+func (g *Gateway) receiveSupplement(ctx context.Context, up *upload, ps Parts, item *Item) ([]MaterialRef, error) {
+	part, err := nextPart(ps)
 	if err == io.EOF {
 		return nil, fieldError(ErrInvalid, "materials", "no materials supplied")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+		return nil, err
 	}
-	if part.FormName() != "manifest" {
+	if part.Name != "manifest" {
 		// No manifest: every part is a material named by its form name,
 		// and its file name is taken as sent.
 		want := map[string]expected{}
 		for i := range item.Materials {
 			want[item.Materials[i].Kind] = expected{mat: &item.Materials[i]}
 		}
-		got, order, err := g.receiveParts(ctx, up, part, mr, want, func(kind string) error {
+		got, order, err := g.receiveParts(ctx, up, part, ps, want, func(kind string) error {
 			return fieldError(ErrInvalid, kind, "%s has no material %q", item.Code, kind)
 		})
 		if err != nil {
@@ -353,9 +351,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, up *upload, mr *multipa
 		return inOrder(got, order), nil
 	}
 	var in supplementInput
-	err = g.decodeManifestPart(up.idem, part, &in)
-	part.Close()
-	if err != nil {
+	if err := g.decodeManifestPart(up.idem, part, &in); err != nil {
 		return nil, err
 	}
 	bad := fields{}
@@ -364,7 +360,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, up *upload, mr *multipa
 	if err := bad.err(); err != nil {
 		return nil, err
 	}
-	got, _, err := g.receiveParts(ctx, up, nil, mr, want, notListed)
+	got, _, err := g.receiveParts(ctx, up, nil, ps, want, notListed)
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +380,7 @@ var licenseMaterial = Material{Kind: "license", Name: "证照", NameEN: "issued 
 
 // IssueLicense stores the licence the destination issued for an approved
 // packet (multipart part "license") and moves it to license_issued.
-func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
+func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, ps Parts) (*Packet, error) {
 	up, release := g.startUpload(nil)
 	defer release()
 	// As for supplements: check, upload without the lock, check again.
@@ -392,7 +388,7 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr
 		return nil, err
 	}
 	want := map[string]expected{"license": {mat: &licenseMaterial}}
-	got, _, err := g.receiveParts(ctx, up, nil, mr, want, func(kind string) error {
+	got, _, err := g.receiveParts(ctx, up, nil, ps, want, func(kind string) error {
 		return fieldError(ErrInvalid, "license", "expected the part %q, got %q", "license", kind)
 	})
 	if err != nil {
