@@ -76,12 +76,15 @@ func expectedFrom(item *Item, ms []materialInput, bad fields) map[string]expecte
 		if err != nil && mi.Filename != "" { // an empty one is reported as required
 			bad.add(path+".filename", "%v", err)
 		}
+		if mi.Kind == "" { // reported as required
+			continue
+		}
 		if listed[mi.Kind] {
 			bad.add(path+".kind", "material %q listed twice", mi.Kind)
 			continue
 		}
 		listed[mi.Kind] = true
-		if item == nil || mi.Kind == "" {
+		if item == nil {
 			continue
 		}
 		mat, ok := item.Material(mi.Kind)
