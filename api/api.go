@@ -76,7 +76,6 @@ func New(cfg Config) (http.Handler, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.ContextWithFallback = true
 	r.Use(s.requestID, s.recover, s.logRequests, s.slowClients, s.authn, s.rateLimit)
 	r.NoRoute(func(c *gin.Context) { failCode(c, http.StatusNotFound, "not_found", "no such route", nil) })
 	r.NoMethod(func(c *gin.Context) {

@@ -210,6 +210,9 @@ func biCases() []biCase {
 	supplement := func(parts ...apitest.Part) biReq {
 		return biRawParts("/v1/packets/{id}/supplements", azOrigin, parts...)
 	}
+	supplementM := func(ms []apitest.MaterialSpec, files ...apitest.File) biReq {
+		return biRawParts("/v1/packets/{id}/supplements", azOrigin, apitest.SubmissionParts(map[string]any{"materials": ms}, files)...)
+	}
 	actBody := func(ct, body string) biReq {
 		return biBody("POST", "/v1/packets/{id}/actions", azDest, ct, []byte(body))
 	}
@@ -405,6 +408,31 @@ func biCases() []biCase {
 		{name: "empty licence", state: "approved", req: licence(apitest.Part{Name: "license", Filename: "l.pdf"}), want: 422, field: "license"},
 		{name: "two licences", state: "approved", req: licence(apitest.Part{Name: "license", Filename: "l.ofd", Data: apitest.OFD()}, apitest.Part{Name: "license", Filename: "m.pdf", Data: apitest.PDF(500)}), want: 422, field: "license"},
 		{name: "licence without parts", state: "approved", req: licence(), want: 422, field: "license"},
+
+		// One path receives the files of all three routes: a kind twice and
+		// an unsafe file name are refused the same way everywhere.
+		{name: "supplement listing a kind twice", state: "correction_requested", req: supplementM(
+			[]apitest.MaterialSpec{{Kind: "articles", Filename: "a.pdf"}, {Kind: "articles", Filename: "b.pdf"}},
+			apitest.File{Kind: "articles", Filename: "a.pdf", Data: apitest.PDF(500)}, apitest.File{Kind: "articles", Filename: "b.pdf", Data: apitest.PDF(600)}),
+			want: 422, field: "materials[1].kind"},
+		{name: "supplement sending a listed kind twice", state: "correction_requested", req: supplementM(
+			[]apitest.MaterialSpec{{Kind: "articles", Filename: "a.pdf"}},
+			apitest.File{Kind: "articles", Filename: "a.pdf", Data: apitest.PDF(500)}, apitest.File{Kind: "articles", Filename: "a.pdf", Data: apitest.PDF(600)}),
+			want: 422, field: "articles"},
+		{name: "supplement sending a kind twice without a manifest", state: "correction_requested", req: supplement(
+			apitest.Part{Name: "articles", Filename: "a.pdf", Data: apitest.PDF(500)}, apitest.Part{Name: "articles", Filename: "b.pdf", Data: apitest.PDF(600)}),
+			want: 422, field: "articles"},
+		{name: "supplement listing a file name ..", state: "correction_requested", req: supplementM(
+			[]apitest.MaterialSpec{{Kind: "articles", Filename: ".."}},
+			apitest.File{Kind: "articles", Filename: "..", Data: apitest.PDF(500)}),
+			want: 422, field: "materials[0].filename"},
+		{name: "supplement part named .. against the manifest's", state: "correction_requested", req: supplementM(
+			[]apitest.MaterialSpec{{Kind: "articles", Filename: "a.pdf"}},
+			apitest.File{Kind: "articles", Filename: "..", Data: apitest.PDF(500)}),
+			want: 422, field: "articles"},
+		{name: "supplement part without a file name", state: "correction_requested", req: supplement(apitest.Part{Name: "articles", Data: apitest.PDF(500)}), want: 422, field: "articles"},
+		{name: "licence named ..", state: "approved", req: licence(apitest.Part{Name: "license", Filename: "..", Data: apitest.OFD()}), want: 422, field: "license"},
+		{name: "licence without a file name", state: "approved", req: licence(apitest.Part{Name: "license", Data: apitest.OFD()}), want: 422, field: "license"},
 
 		// Ledger and query parameters.
 		{name: "entry seq that is not a number", req: biGet("/v1/ledger/entries/abc", azAuditor), want: 400, field: "seq"},

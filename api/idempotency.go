@@ -52,12 +52,12 @@ func (s *server) idempotent(c *gin.Context) {
 	if r, ok := s.g.Remembered(scope); ok {
 		fp := idem.Fingerprint()
 		if !isJSON {
-			mr, ok := s.multipartBody(c)
+			parts, ok := s.multipartBody(c)
 			if !ok {
 				return
 			}
 			var err error
-			if fp, err = gateway.FingerprintMultipart(mr); err != nil {
+			if fp, err = gateway.FingerprintParts(parts); err != nil {
 				fail(c, err)
 				return
 			}
@@ -66,7 +66,7 @@ func (s *server) idempotent(c *gin.Context) {
 			fail(c, gateway.ErrIdempotencyMismatch)
 			return
 		}
-		p, err := s.g.Get(c, who, r.Packet)
+		p, err := s.g.Get(c.Request.Context(), who, r.Packet)
 		if err != nil {
 			fail(c, err)
 			return
@@ -75,8 +75,17 @@ func (s *server) idempotent(c *gin.Context) {
 		c.AbortWithStatusJSON(r.Status, p)
 		return
 	}
-	c.Request = c.Request.WithContext(gateway.WithIdempotency(c.Request.Context(), idem))
+	c.Set(idemKey, idem)
 	c.Next()
+}
+
+const idemKey = "tongban.idempotency"
+
+// idemOf returns the request's idempotency description, set by idempotent;
+// nil without an Idempotency-Key. The handler passes it to the gateway.
+func idemOf(c *gin.Context) *gateway.Idempotency {
+	idem, _ := c.Value(idemKey).(*gateway.Idempotency)
+	return idem
 }
 
 // keyLocks serialises requests by key, without growing forever.

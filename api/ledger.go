@@ -90,7 +90,7 @@ func (s *server) entries(c *gin.Context) {
 			}
 		}
 		var err error
-		if recs, err = s.g.EntryRange(c, who, from, min(max(limit, 1), 1000)); err != nil {
+		if recs, err = s.g.EntryRange(c.Request.Context(), who, from, min(max(limit, 1), 1000)); err != nil {
 			fail(c, err)
 			return
 		}
@@ -177,7 +177,7 @@ func (s *server) verify(c *gin.Context) {
 			c.Writer.Flush()
 		}
 	}
-	rep, err := s.g.VerifyLedger(c, who, progress)
+	rep, err := s.g.VerifyLedger(c.Request.Context(), who, progress)
 	if err != nil {
 		if stream {
 			json.NewEncoder(c.Writer).Encode(gin.H{"error": err.Error()})
@@ -188,7 +188,7 @@ func (s *server) verify(c *gin.Context) {
 	}
 	out := verifyResponse{VerifyReport: rep}
 	if req.Scrub && rep.OK {
-		if out.Scrub, err = s.g.Scrub(c, who, progress); err != nil {
+		if out.Scrub, err = s.g.Scrub(c.Request.Context(), who, progress); err != nil {
 			if stream {
 				json.NewEncoder(c.Writer).Encode(gin.H{"error": err.Error()})
 				return

@@ -21,9 +21,9 @@ func (s *server) catalog(c *gin.Context) {
 	c.JSON(http.StatusOK, s.g.Catalog())
 }
 
-// multipartBody checks the content type and returns a streaming reader of
-// the body, capped at MaxUploadBytes.
-func (s *server) multipartBody(c *gin.Context) (*multipart.Reader, bool) {
+// multipartBody checks the content type and returns the body's parts for
+// the gateway, streaming, the body capped at MaxUploadBytes.
+func (s *server) multipartBody(c *gin.Context) (gateway.Parts, bool) {
 	mt, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		failCode(c, http.StatusUnsupportedMediaType, "unsupported_type", "the body must be multipart/form-data with a boundary", nil)
@@ -34,15 +34,29 @@ func (s *server) multipartBody(c *gin.Context) (*multipart.Reader, bool) {
 		return nil, false
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes)
-	return multipart.NewReader(body, params["boundary"]), true
+	return multipartParts{multipart.NewReader(body, params["boundary"])}, true
+}
+
+// multipartParts hands a multipart/form-data body to the gateway one part
+// at a time, as it streams in.
+type multipartParts struct{ r *multipart.Reader }
+
+func (m multipartParts) Next() (*gateway.Part, error) {
+	p, err := m.r.NextPart()
+	if err != nil {
+		return nil, err
+	}
+	// FileName is the last element of the client's name, and "" for a
+	// part that is not a file.
+	return &gateway.Part{Name: p.FormName(), Filename: p.FileName(), Body: p}, nil
 }
 
 func (s *server) submit(c *gin.Context) {
-	mr, ok := s.multipartBody(c)
+	parts, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
-	p, err := s.g.Submit(c, principal(c), mr)
+	p, err := s.g.Submit(c.Request.Context(), principal(c), idemOf(c), parts)
 	if err != nil {
 		fail(c, err)
 		return
@@ -61,11 +75,11 @@ func packetBytes(p *gateway.Packet) int64 {
 }
 
 func (s *server) supplement(c *gin.Context) {
-	mr, ok := s.multipartBody(c)
+	parts, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
-	p, err := s.g.Supplement(c, principal(c), c.Param("id"), mr)
+	p, err := s.g.Supplement(c.Request.Context(), principal(c), idemOf(c), c.Param("id"), parts)
 	if err != nil {
 		fail(c, err)
 		return
@@ -74,11 +88,11 @@ func (s *server) supplement(c *gin.Context) {
 }
 
 func (s *server) license(c *gin.Context) {
-	mr, ok := s.multipartBody(c)
+	parts, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
-	p, err := s.g.IssueLicense(c, principal(c), c.Param("id"), mr)
+	p, err := s.g.IssueLicense(c.Request.Context(), principal(c), c.Param("id"), parts)
 	if err != nil {
 		fail(c, err)
 		return
@@ -87,7 +101,7 @@ func (s *server) license(c *gin.Context) {
 }
 
 func (s *server) list(c *gin.Context) {
-	ps, err := s.g.List(c, principal(c), c.Query("box"), c.Query("status"))
+	ps, err := s.g.List(c.Request.Context(), principal(c), c.Query("box"), c.Query("status"))
 	if err != nil {
 		fail(c, err)
 		return
@@ -106,14 +120,14 @@ type packetView struct {
 
 func (s *server) get(c *gin.Context) {
 	who := principal(c)
-	p, err := s.g.Get(c, who, c.Param("id"))
+	p, err := s.g.Get(c.Request.Context(), who, c.Param("id"))
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	v := packetView{Packet: p}
 	if who.Agency == p.Origin || who.Agency == p.Destination {
-		if v.Applicant, err = s.g.Applicant(c, who, p); err != nil {
+		if v.Applicant, err = s.g.Applicant(c.Request.Context(), who, p); err != nil {
 			fail(c, err)
 			return
 		}
@@ -122,7 +136,7 @@ func (s *server) get(c *gin.Context) {
 }
 
 func (s *server) material(c *gin.Context) {
-	rc, ref, err := s.g.OpenMaterial(c, principal(c), c.Param("id"), c.Param("kind"))
+	rc, ref, err := s.g.OpenMaterial(c.Request.Context(), principal(c), c.Param("id"), c.Param("kind"))
 	if err != nil {
 		fail(c, err)
 		return
@@ -148,7 +162,7 @@ func (s *server) bundle(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Type", "application/zip")
 	h.Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
-	if err := s.g.WriteBundle(c, principal(c), id, c.Writer); err != nil {
+	if err := s.g.WriteBundle(c.Request.Context(), principal(c), id, c.Writer); err != nil {
 		if !c.Writer.Written() { // nothing sent yet: a proper error answer
 			h.Del("Content-Type")
 			h.Del("Content-Disposition")
@@ -194,7 +208,7 @@ func (s *server) act(c *gin.Context) {
 	if !s.readJSON(c, &req) {
 		return
 	}
-	p, err := s.g.Act(c, principal(c), c.Param("id"), req.Action, req.Reason)
+	p, err := s.g.Act(c.Request.Context(), principal(c), idemOf(c), c.Param("id"), req.Action, req.Reason)
 	if err != nil {
 		fail(c, err)
 		return

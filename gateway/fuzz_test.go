@@ -35,6 +35,7 @@ import (
 	"strings"
 	"testing"
 
+	"tongban/gateway/ident"
 	"tongban/ledger"
 	"tongban/storage"
 	fsstore "tongban/storage/fs"
@@ -162,7 +163,7 @@ func FuzzManifest(f *testing.F) {
 		who := Principal{Agency: origins[int(from)%len(origins)], Role: RoleSubmitter}
 		mr := multipart.NewReader(bytes.NewReader(fuzzBody(t, fuzzPart{name: "manifest", data: data})), fuzzBoundary)
 		var in manifestInput
-		if err := g.readManifestPart(context.Background(), mr, &in); err != nil {
+		if err := g.readManifestPart(nil, multipartParts{mr}, &in); err != nil {
 			var ve *ValidationError
 			if !errors.As(err, &ve) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("readManifestPart: not a client error: %v", err)
@@ -193,11 +194,11 @@ func FuzzManifest(f *testing.F) {
 		}
 		switch app.Type {
 		case ApplicantPerson:
-			if n, err := NormalizeCitizenID(app.ID); err != nil || n != app.ID {
+			if n, err := ident.NormalizeCitizenID(app.ID); err != nil || n != app.ID {
 				t.Fatalf("accepted resident ID %q (normal form %q, %v)", app.ID, n, err)
 			}
 		case ApplicantEnterprise:
-			if !ValidCreditCode(app.ID) {
+			if !ident.ValidCreditCode(app.ID) {
 				t.Fatalf("accepted credit code %q", app.ID)
 			}
 		default:
@@ -267,7 +268,7 @@ func FuzzMultipart(f *testing.F) {
 		ctx := context.Background()
 		idem := &Idempotency{Scope: fmt.Sprintf("fuzz-%d", n)}
 		before := g.cfg.Ledger.Size()
-		p, err := g.Submit(WithIdempotency(ctx, idem), who, multipart.NewReader(bytes.NewReader(body), fuzzBoundary))
+		p, err := g.Submit(ctx, who, idem, partsOf(bytes.NewReader(body), fuzzBoundary))
 		after := g.cfg.Ledger.Size()
 		if err != nil {
 			if after != before {
@@ -337,7 +338,7 @@ func checkSubmitted(t *testing.T, g *Gateway, p *Packet, body []byte, idem *Idem
 			t.Fatalf("material %s: stored as %s, its bytes are %s (%v)", ref.Kind, ref.ContentType, typ, err)
 		}
 	}
-	want, err := FingerprintMultipart(multipart.NewReader(bytes.NewReader(body), fuzzBoundary))
+	want, err := FingerprintParts(partsOf(bytes.NewReader(body), fuzzBoundary))
 	if err != nil {
 		t.Fatalf("Submit accepted a body FingerprintMultipart refuses: %v", err)
 	}
@@ -371,7 +372,7 @@ func FuzzFingerprintMultipart(f *testing.F) {
 		"Content-Transfer-Encoding: quoted-printable\r\n\r\n=E5=90=8C=\r\nx\r\n--" + fuzzBoundary + "--\r\n"))
 	f.Add([]byte("--" + fuzzBoundary + "\r\nContent-Disposition: attachment; name*=UTF-8''%E5%90%8C\r\n\r\n\r\n--" + fuzzBoundary + "--"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		sum, err := FingerprintMultipart(multipart.NewReader(bytes.NewReader(body), fuzzBoundary))
+		sum, err := FingerprintParts(partsOf(bytes.NewReader(body), fuzzBoundary))
 		if err != nil {
 			if sum != "" || !errors.Is(err, ErrMalformed) {
 				t.Fatalf("%q, %v", sum, err)
@@ -414,7 +415,7 @@ func FuzzFingerprintMultipart(f *testing.F) {
 			w.Write(data)
 		}
 		mw.Close()
-		again, err := FingerprintMultipart(multipart.NewReader(&buf, other))
+		again, err := FingerprintParts(partsOf(&buf, other))
 		if err != nil || again != sum {
 			t.Fatalf("re-encoded with another boundary: %q, %v; first %q\n%q", again, err, sum, strings.ReplaceAll(buf.String(), other, "B"))
 		}

@@ -3,7 +3,9 @@
 // window and a destination agency. Every workflow step is one ledger entry;
 // every file is streamed into content-addressed storage while it is hashed
 // and checked. The package knows neither HTTP nor Badger's ledger layout nor
-// S3: it talks to the ledger and the object store through small interfaces.
+// S3: it appends to the ledger (*ledger.Ledger) and stores objects through
+// storage.Store. Its own Badger database, a cache of packet views rebuilt
+// from the ledger, sits behind one type (state).
 package gateway
 
 import (
@@ -29,25 +31,10 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"tongban/gateway/workday"
+	"tongban/gateway/ident"
 	"tongban/ledger"
 	"tongban/storage"
 )
-
-// Ledger is what the gateway needs of the audit log (*ledger.Ledger).
-type Ledger interface {
-	Append(ctx context.Context, e ledger.Entry) (*ledger.Record, error)
-	ByPacket(packet string) ([]*ledger.Record, error)
-	Get(seq int64) (*ledger.Record, error)
-	Scan(ctx context.Context, from int64, fn func(*ledger.Record) error) error
-	Size() int64
-	Checkpoint() ([]byte, error)
-	VerifierKey() string
-	ProveInclusion(seq, size int64) ([]ledger.Hash, error)
-	ProveConsistency(from, to int64) ([]ledger.Hash, error)
-	Verify(ctx context.Context, progress func(done, total int64)) (ledger.Report, error)
-	Signed() (ledger.Checkpoint, time.Time)
-	Err() error
-}
 
 // Limits bound what one request may make the gateway read.
 type Limits struct {
@@ -61,7 +48,7 @@ type Config struct {
 	Catalog  *Catalog
 	Agencies []Agency
 	Store    storage.Store
-	Ledger   Ledger
+	Ledger   *ledger.Ledger
 	StateDir string // Badger directory for the packet views
 	// ApplicantKey keys the HMAC that stands for applicant identifiers in
 	// the ledger. It must stay the same for the life of the ledger.
@@ -124,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		cfg.Calendar, _ = workday.New(nil) // no overrides: cannot fail
 	}
 	g := &Gateway{cfg: cfg, agencies: make(map[string]*Agency), inflight: make(map[string]int), validate: validator.New(validator.WithRequiredStructEnabled()), log: cfg.Logger}
-	if err := RegisterValidators(g.validate); err != nil {
+	if err := ident.RegisterValidators(g.validate); err != nil {
 		return nil, err
 	}
 	g.validate.RegisterTagNameFunc(func(f reflect.StructField) string {
@@ -158,7 +145,7 @@ func (g *Gateway) recover(ctx context.Context) error {
 	size := g.cfg.Ledger.Size()
 	if n, ok := g.state.cleanSize(); !ok || n != size {
 		start := time.Now()
-		if err := g.state.db.DropAll(); err != nil {
+		if err := g.state.reset(); err != nil {
 			return fmt.Errorf("gateway: reset views: %w", err)
 		}
 		if err := g.rebuild(ctx); err != nil {
@@ -269,20 +256,26 @@ func (g *Gateway) applicantDigestOf(typ, id string) string {
 }
 
 // record appends one workflow entry for packet and folds it into the view.
-// The caller holds the packet's lock.
-func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, packet string, payload any, names map[string]string) (*Packet, *ledger.Record, error) {
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return nil, nil, err
-	}
+// idem is the request's idempotency description, nil without a key; its
+// scope and fingerprint go into the entry. The caller holds the packet's lock.
+func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, p *Packet, typ, packet string, pl payload, names map[string]string) (*Packet, *ledger.Record, error) {
+	var h head
 	if p != nil {
-		b = withPacketPrev(b, p.LastSeq)
+		prev := p.LastSeq
+		h.PacketPrev = &prev
 	}
-	idem := idemFor(ctx)
+	if idem != nil && idem.Scope == "" {
+		idem = nil
+	}
 	var fingerprint string
 	if idem != nil {
 		fingerprint = idem.Fingerprint()
-		b = withIdem(b, idemPayload{Key: idem.Scope, Body: fingerprint})
+		h.Idem = &idemPayload{Key: idem.Scope, Body: fingerprint}
+	}
+	pl.setHead(h)
+	b, err := encodePayload(pl)
+	if err != nil {
+		return nil, nil, err
 	}
 	start := time.Now()
 	rec, err := g.cfg.Ledger.Append(ctx, ledger.Entry{
@@ -310,17 +303,6 @@ func (g *Gateway) record(ctx context.Context, who Principal, p *Packet, typ, pac
 		}
 	}
 	return next, rec, nil
-}
-
-// withPacketPrev adds "packet_prev": the seq of the packet's previous
-// entry, to a payload object. The packet's entries thus form a chain of
-// their own, and a bundle missing one of them is caught offline.
-func withPacketPrev(payload []byte, prev int64) []byte {
-	head := fmt.Appendf(nil, `{"packet_prev":%d`, prev)
-	if len(payload) > 2 { // not "{}"
-		head = append(head, ',')
-	}
-	return append(head, payload[1:]...)
 }
 
 // packetFor loads a packet and checks that who may see it: its origin, its
@@ -416,7 +398,8 @@ var transitions = map[string]struct {
 // Act performs a workflow action on a packet: receive, return (补正),
 // approve, reject (by the destination's reviewer) or deliver (by the
 // origin's submitter). A return or a rejection must give a reason.
-func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason string) (*Packet, error) {
+// idem is nil for a request without an Idempotency-Key.
+func (g *Gateway) Act(ctx context.Context, who Principal, idem *Idempotency, id, action, reason string) (*Packet, error) {
 	t, ok := transitions[action]
 	if !ok {
 		return nil, fieldError(ErrInvalid, "action", "unknown action %q: one of receive, return, approve, reject, deliver", action)
@@ -433,15 +416,15 @@ func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason str
 	if (action == "return" || action == "reject") && reason == "" {
 		return nil, fieldError(ErrInvalid, "reason", "required for %s: the applicant must be told why", action)
 	}
-	var payload any = reasonPayload{Reason: reason}
+	var pl payload = &reasonPayload{Reason: reason}
 	if action == "receive" {
 		// The receipt records the manifest the receiver holds; the
 		// destination can check it against the bundle it downloaded.
-		payload = receivedPayload{Manifest: p.Manifest}
+		pl = &receivedPayload{Manifest: p.Manifest}
 	} else if action == "deliver" {
-		payload = struct{}{}
+		pl = &deliveredPayload{}
 	}
-	next, _, err := g.record(ctx, who, p, t.typ, id, payload, namesOf(p.Materials))
+	next, _, err := g.record(ctx, who, idem, p, t.typ, id, pl, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}

@@ -19,18 +19,17 @@ import (
 // they store until their entry is durable, so the collector never takes an
 // object an entry is about to name.
 
-type claimsKey struct{}
-
-// claims are the objects one request has stored and not yet recorded.
+// claims are the objects one request has stored and not yet recorded. The
+// request passes them down to where it stores objects.
 type claims struct {
 	digests []string
 }
 
-// claimObjects marks ctx's request as one that stores objects. Call the
-// returned func when the request is over.
-func (g *Gateway) claimObjects(ctx context.Context) (context.Context, func()) {
+// claimObjects starts the claims of a request that stores objects. Call
+// the returned func when the request is over.
+func (g *Gateway) claimObjects() (*claims, func()) {
 	c := &claims{}
-	return context.WithValue(ctx, claimsKey{}, c), func() {
+	return c, func() {
 		g.inflightMu.Lock()
 		defer g.inflightMu.Unlock()
 		for _, d := range c.digests {
@@ -44,11 +43,7 @@ func (g *Gateway) claimObjects(ctx context.Context) (context.Context, func()) {
 // claim protects a just-stored object from the collector, and makes sure
 // the collector did not take it in the instant before: an identical old
 // object may have been garbage until this request stored it again.
-func (g *Gateway) claim(ctx context.Context, digest string) error {
-	c, _ := ctx.Value(claimsKey{}).(*claims)
-	if c == nil {
-		return errors.New("gateway: object stored outside a claiming request")
-	}
+func (g *Gateway) claim(ctx context.Context, c *claims, digest string) error {
 	g.inflightMu.Lock()
 	g.inflight[digest]++
 	if g.claimedDuringGC != nil {

@@ -52,8 +52,8 @@ func TestGCKeepsClaimedObjects(t *testing.T) {
 	d := put(t, st, "%PDF-1.7\nstored by a request still running")
 	g.cfg.Now = func() time.Time { return time.Now().Add(48 * time.Hour) } // everything is old
 
-	rctx, release := g.claimObjects(ctx)
-	if err := g.claim(rctx, d); err != nil {
+	c, release := g.claimObjects()
+	if err := g.claim(ctx, c, d); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := g.CollectGarbage(ctx, time.Hour, false)
@@ -82,13 +82,14 @@ func TestGCKeepsClaimedObjects(t *testing.T) {
 // instead of recording an entry that names nothing.
 func TestClaimNoticesCollectedObject(t *testing.T) {
 	g, st, _ := testGateway(t)
-	ctx, release := g.claimObjects(context.Background())
+	ctx := context.Background()
+	c, release := g.claimObjects()
 	defer release()
 	d := put(t, st, "%PDF-1.7\ncollected in between")
 	if err := st.Delete(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.claim(ctx, d); err == nil {
+	if err := g.claim(ctx, c, d); err == nil {
 		t.Fatal("claim of a vanished object succeeded")
 	}
 }
@@ -115,8 +116,8 @@ func TestGCKeepsObjectsClaimedDuringCollection(t *testing.T) {
 	d := put(t, st, "%PDF-1.7\nold garbage, stored again by a new request")
 	g.cfg.Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
 	g.cfg.Store = listHook{Store: st, after: func() {
-		ctx, release := g.claimObjects(context.Background())
-		if err := g.claim(ctx, d); err != nil {
+		c, release := g.claimObjects()
+		if err := g.claim(context.Background(), c, d); err != nil {
 			t.Error(err)
 		}
 		release() // the request is done; its entry is after the collector's scan

@@ -1,17 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
-	"mime/multipart"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"tongban/ledger"
 )
@@ -33,7 +29,6 @@ type Idempotency struct {
 	Scope string
 	JSON  []byte // canonical JSON body; nil for multipart requests
 	parts hash.Hash
-	used  bool
 }
 
 // Fingerprint returns the request's fingerprint.
@@ -48,10 +43,9 @@ func (i *Idempotency) Fingerprint() string {
 	return hex.EncodeToString(i.parts.Sum(nil))
 }
 
-// notePart adds one multipart part to the request's fingerprint, if the
-// request is idempotent.
-func notePart(ctx context.Context, name, filename, sum string) {
-	idem, _ := ctx.Value(idemCtxKey{}).(*Idempotency)
+// notePart adds one part to the request's fingerprint. It does
+// nothing on a nil Idempotency: a request without a key.
+func (idem *Idempotency) notePart(name, filename, sum string) {
 	if idem == nil || idem.JSON != nil {
 		return
 	}
@@ -61,26 +55,23 @@ func notePart(ctx context.Context, name, filename, sum string) {
 	fmt.Fprintf(idem.parts, "%q %q %s\n", name, filename, sum)
 }
 
-// FingerprintMultipart reads a multipart body and returns its fingerprint
+// FingerprintParts reads an upload's parts and returns their fingerprint
 // as Idempotency computes it, for comparing a retry with its original.
-func FingerprintMultipart(mr *multipart.Reader) (string, error) {
+func FingerprintParts(ps Parts) (string, error) {
 	idem := &Idempotency{parts: sha256.New()}
-	ctx := WithIdempotency(context.Background(), idem)
 	for {
-		part, err := mr.NextPart()
+		part, err := nextPart(ps)
 		if err == io.EOF {
 			return idem.Fingerprint(), nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+			return "", err
 		}
 		h := sha256.New()
-		_, err = io.Copy(h, part)
-		part.Close()
-		if err != nil {
-			return "", fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+		if _, err := io.Copy(h, part.Body); err != nil {
+			return "", fmt.Errorf("%w: body: %w", ErrMalformed, err)
 		}
-		notePart(ctx, part.FormName(), part.FileName(), hex.EncodeToString(h.Sum(nil)))
+		idem.notePart(part.Name, part.Filename, hex.EncodeToString(h.Sum(nil)))
 	}
 }
 
@@ -92,13 +83,6 @@ func CanonicalJSON(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(v)
-}
-
-type idemCtxKey struct{}
-
-// WithIdempotency marks ctx's request as made under an idempotency key.
-func WithIdempotency(ctx context.Context, idem *Idempotency) context.Context {
-	return context.WithValue(ctx, idemCtxKey{}, idem)
 }
 
 // Replay is the remembered outcome of an idempotent request.
@@ -118,48 +102,21 @@ type idemPayload struct {
 // Remembered returns the outcome of an earlier request with the same scope.
 func (g *Gateway) Remembered(scope string) (*Replay, bool) {
 	var r Replay
-	err := g.state.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(append([]byte{'i'}, scope...))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &r) })
-	})
-	return &r, err == nil
-}
-
-// idemFor takes the request's idempotency description from ctx, once.
-func idemFor(ctx context.Context) *Idempotency {
-	idem, _ := ctx.Value(idemCtxKey{}).(*Idempotency)
-	if idem == nil || idem.used || idem.Scope == "" {
-		return nil
+	if !g.state.getReplay(scope, &r) {
+		return nil, false
 	}
-	idem.used = true
-	return idem
-}
-
-// withIdem adds "idem" to a payload object.
-func withIdem(payload []byte, p idemPayload) []byte {
-	b, _ := json.Marshal(p)
-	head := append([]byte(`{"idem":`), b...)
-	if len(payload) > 2 {
-		head = append(head, ',')
-	}
-	return append(head, payload[1:]...)
+	return &r, true
 }
 
 // remember stores the outcome of an idempotent request. No fsync: the
 // state is a cache, and after a crash the rebuild restores the record from
 // the entry's "idem" field.
 func (g *Gateway) remember(scope string, r Replay) error {
-	b, _ := json.Marshal(r)
 	ttl := time.Until(r.Time.Add(IdempotencyTTL))
 	if ttl <= 0 {
 		return nil
 	}
-	return g.state.db.Update(func(txn *badger.Txn) error {
-		return txn.SetEntry(badger.NewEntry(append([]byte{'i'}, scope...), b).WithTTL(ttl))
-	})
+	return g.state.putReplay(scope, r, ttl)
 }
 
 // rememberFromEntry restores an idempotency record from a ledger entry

@@ -30,11 +30,11 @@ func TestIdempotencySurvivesCrash(t *testing.T) {
 
 	idem := &Idempotency{Scope: "scope-1"}
 	who := Principal{Agency: "jiashan-window", Role: RoleSubmitter}
-	p, err := g.Submit(WithIdempotency(context.Background(), idem), who, multipart.NewReader(bytes.NewReader(raw), mw.Boundary()))
+	p, err := g.Submit(context.Background(), who, idem, partsOf(bytes.NewReader(raw), mw.Boundary()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := FingerprintMultipart(multipart.NewReader(bytes.NewReader(raw), mw.Boundary()))
+	want, err := FingerprintParts(partsOf(bytes.NewReader(raw), mw.Boundary()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,6 +94,25 @@ func (p *Packet) withOverdue(now time.Time) *Packet {
 	return &c
 }
 
+// encodePayload encodes an entry's payload: every payload the gateway
+// writes goes through here, once.
+func encodePayload(v any) ([]byte, error) { return json.Marshal(v) }
+
+// payload is an entry's payload; record sets its head.
+type payload interface{ setHead(head) }
+
+// head starts every payload record writes: the request's idempotency key
+// and fingerprint, if it had a key ("idem", so the ledger itself says which
+// keys were used), and the seq of the packet's previous entry
+// ("packet_prev", absent on the first), so that a packet's entries form a
+// chain of their own and a bundle missing one of them is caught offline.
+type head struct {
+	Idem       *idemPayload `json:"idem,omitempty"`
+	PacketPrev *int64       `json:"packet_prev,omitempty"`
+}
+
+func (h *head) setHead(v head) { *h = v }
+
 // Payloads of the ledger entries the gateway writes. They carry digests,
 // sizes and ids, never an applicant's name or identifier in clear.
 type (
@@ -104,6 +123,7 @@ type (
 		ContentType string `json:"content_type"`
 	}
 	submittedPayload struct {
+		head
 		Item        string           `json:"item"`
 		Origin      string           `json:"origin"`
 		Destination string           `json:"destination"`
@@ -117,23 +137,32 @@ type (
 		Digest string `json:"hmac_sha256"`
 	}
 	supplementedPayload struct {
+		head
 		Manifest  string           `json:"manifest"`
 		Materials []materialDigest `json:"materials"`
 	}
 	receivedPayload struct {
+		head
 		Manifest string `json:"manifest"` // the manifest the receiver verified
 	}
 	reasonPayload struct {
+		head
 		Reason string `json:"reason,omitempty"`
 	}
 	licensePayload struct {
+		head
 		materialDigest
 	}
+	deliveredPayload struct {
+		head
+	}
 	downloadedPayload struct {
+		head
 		What string `json:"what"` // "bundle" or "material"
 		Kind string `json:"kind,omitempty"`
 	}
 	violationPayload struct {
+		head
 		Kind   string `json:"kind,omitempty"`
 		SHA256 string `json:"sha256"`
 		Got    string `json:"got,omitempty"` // "" when the object is missing

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -17,7 +18,10 @@ import (
 //	p<id>                packet view (JSON)
 //	o<origin>\x00<id>    outbox index
 //	d<dest>\x00<id>      inbox index
+//	i<scope>             idempotency record (JSON, with a TTL)
 //	mclean               ledger size when the gateway last closed cleanly
+//
+// Nothing else in the package touches Badger.
 type state struct {
 	db *badger.DB
 }
@@ -36,6 +40,32 @@ func openState(dir string, log *slog.Logger) (*state, error) {
 }
 
 func (s *state) close() error { return s.db.Close() }
+
+// reset drops every view, before a rebuild.
+func (s *state) reset() error { return s.db.DropAll() }
+
+// getReplay reads the idempotency record of scope into r.
+func (s *state) getReplay(scope string, r *Replay) bool {
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(append([]byte{'i'}, scope...))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, r) })
+	})
+	return err == nil
+}
+
+// putReplay stores the idempotency record of scope for ttl.
+func (s *state) putReplay(scope string, r Replay, ttl time.Duration) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.SetEntry(badger.NewEntry(append([]byte{'i'}, scope...), b).WithTTL(ttl))
+	})
+}
 
 func (s *state) get(id string) (*Packet, error) {
 	var p Packet

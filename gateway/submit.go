@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,13 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"strings"
 	"time"
 
 	"github.com/go-playground/validator/v10"
 
-	"tongban/storage"
+	"tongban/gateway/ident"
 )
 
 // Applicant is who applies: a person (resident ID number) or an enterprise
@@ -76,13 +74,6 @@ var applicantTypes = map[string]string{
 	"企业": ApplicantEnterprise, "法人": ApplicantEnterprise,
 }
 
-// expected is a file part the manifest announced.
-type expected struct {
-	mat      *Material
-	filename string
-	sha256   string
-}
-
 // Submit accepts a packet from an origin window: a multipart stream whose
 // first part is the manifest (JSON) and whose other parts are the files,
 // one per listed material, form name = kind. Each file goes to storage as
@@ -90,22 +81,26 @@ type expected struct {
 // its packet.submitted entry is written, only once every file is stored.
 // On any failure nothing is recorded (stored files become garbage for the
 // collector).
-func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reader) (*Packet, error) {
+// idem is nil for a request without an Idempotency-Key.
+func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, ps Parts) (*Packet, error) {
 	if who.Role != RoleSubmitter {
 		return nil, fmt.Errorf("%w: only submitters send packets", ErrForbidden)
 	}
-	ctx, release := g.claimObjects(ctx)
+	up, release := g.startUpload(idem)
 	defer release()
 	var in manifestInput
-	if err := g.readManifestPart(ctx, mr, &in); err != nil {
+	if err := g.readManifestPart(up.idem, ps, &in); err != nil {
 		return nil, err
 	}
 	item, want, app, err := g.checkManifest(who, &in)
 	if err != nil {
 		return nil, err
 	}
-	refs, err := g.receiveFiles(ctx, mr, want)
+	refs, _, err := g.receiveParts(ctx, up, nil, ps, want, notListed)
 	if err != nil {
+		return nil, err
+	}
+	if err := allArrived(want, refs); err != nil {
 		return nil, err
 	}
 	now := g.cfg.Now().UTC()
@@ -114,17 +109,17 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, mr *multipart.Reade
 	for _, mi := range in.Materials {
 		m.Materials = append(m.Materials, refs[mi.Kind])
 	}
-	digest, err := g.storeManifest(ctx, m)
+	digest, err := g.storeManifest(ctx, up, m)
 	if err != nil {
 		return nil, err
 	}
-	payload := submittedPayload{
+	payload := &submittedPayload{
 		Item: item.Code, Origin: who.Agency, Destination: in.Destination, Manifest: digest,
 		Applicant: applicantDigest{Type: app.Type, Digest: g.applicantDigestOf(app.Type, app.ID)},
 		Materials: digestsOf(m.Materials), Deadline: deadline(now, item.TimeLimit, g.cfg.Calendar),
 	}
 	defer g.lock(id)()
-	p, _, err := g.record(ctx, who, nil, EntrySubmitted, id, payload, namesOf(m.Materials))
+	p, _, err := g.record(ctx, who, idem, nil, EntrySubmitted, id, payload, namesOf(m.Materials))
 	if err != nil {
 		return nil, err
 	}
@@ -140,31 +135,30 @@ func digestsOf(refs []MaterialRef) []materialDigest {
 }
 
 // readManifestPart reads the first part, which must be the manifest.
-func (g *Gateway) readManifestPart(ctx context.Context, mr *multipart.Reader, into any) error {
-	part, err := mr.NextPart()
+func (g *Gateway) readManifestPart(idem *Idempotency, ps Parts, into any) error {
+	part, err := nextPart(ps)
 	if err == io.EOF {
 		return fieldError(ErrMalformed, "manifest", "the body has no parts; the manifest part comes first")
 	}
 	if err != nil {
-		return fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+		return err
 	}
-	defer part.Close()
-	if part.FormName() != "manifest" {
-		return fieldError(ErrMalformed, "manifest", "the first part must be the manifest, not %q", part.FormName())
+	if part.Name != "manifest" {
+		return fieldError(ErrMalformed, "manifest", "the first part must be the manifest, not %q", part.Name)
 	}
-	return g.decodeManifestPart(ctx, part, into)
+	return g.decodeManifestPart(idem, part, into)
 }
 
 // decodeManifestPart reads a manifest part, bounded, into into.
-func (g *Gateway) decodeManifestPart(ctx context.Context, part *multipart.Part, into any) error {
-	b, err := io.ReadAll(io.LimitReader(part, g.cfg.Limits.MaxManifestBytes+1))
+func (g *Gateway) decodeManifestPart(idem *Idempotency, part *Part, into any) error {
+	b, err := io.ReadAll(io.LimitReader(part.Body, g.cfg.Limits.MaxManifestBytes+1))
 	if err != nil {
 		return fmt.Errorf("%w: manifest part: %w", ErrMalformed, err)
 	}
 	if int64(len(b)) > g.cfg.Limits.MaxManifestBytes {
 		return fieldError(ErrTooLarge, "manifest", "larger than %d bytes", g.cfg.Limits.MaxManifestBytes)
 	}
-	notePart(ctx, part.FormName(), part.FileName(), hexSHA256(b))
+	idem.notePart(part.Name, part.Filename, hexSHA256(b))
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(into); err != nil {
 		return fieldError(ErrMalformed, "manifest", "not valid JSON of the expected shape: %v", err)
@@ -205,7 +199,7 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 	}
 	switch app.Type {
 	case ApplicantPerson:
-		if id, err := NormalizeCitizenID(app.ID); err != nil {
+		if id, err := ident.NormalizeCitizenID(app.ID); err != nil {
 			bad.add("applicant.id", "not a valid resident ID number: %v", err)
 		} else {
 			app.ID = id
@@ -220,27 +214,7 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 			bad.add("applicant.type", "must be person or enterprise, not %q", in.Applicant.Type)
 		}
 	}
-	want := map[string]expected{}
-	for i, mi := range in.Materials {
-		path := fmt.Sprintf("materials[%d]", i)
-		name, err := SafeFilename(mi.Filename)
-		if err != nil && mi.Filename != "" {
-			bad.add(path+".filename", "%v", err)
-		}
-		if _, dup := want[mi.Kind]; dup {
-			bad.add(path+".kind", "material %q listed twice", mi.Kind)
-			continue
-		}
-		if item == nil || mi.Kind == "" {
-			continue
-		}
-		mat, ok := item.Material(mi.Kind)
-		if !ok {
-			bad.add(path+".kind", "%s has no material %q", item.Code, mi.Kind)
-			continue
-		}
-		want[mi.Kind] = expected{mat: mat, filename: name, sha256: mi.SHA256}
-	}
+	want := expectedFrom(item, in.Materials, bad)
 	if item != nil {
 		for _, m := range item.Materials {
 			if _, ok := want[m.Kind]; m.Required && !ok {
@@ -281,153 +255,14 @@ func (g *Gateway) structErrors(v any, bad fields) {
 	}
 }
 
-// receiveFiles stores each file part as it streams past and returns the
-// stored materials by kind. Every expected file must arrive exactly once.
-func (g *Gateway) receiveFiles(ctx context.Context, mr *multipart.Reader, want map[string]expected) (map[string]MaterialRef, error) {
-	got := make(map[string]MaterialRef, len(want))
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
-		}
-		kind := part.FormName()
-		w, ok := want[kind]
-		switch {
-		case kind == "manifest":
-			part.Close()
-			return nil, fieldError(ErrMalformed, "manifest", "the manifest must be the first part, and only once")
-		case !ok:
-			part.Close()
-			return nil, fieldError(ErrInvalid, kind, "part %q is not a material listed in the manifest", kind)
-		case got[kind].SHA256 != "":
-			part.Close()
-			return nil, fieldError(ErrInvalid, kind, "material %q sent twice", kind)
-		case part.FileName() == "":
-			part.Close()
-			return nil, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
-		}
-		if name, _ := SafeFilename(part.FileName()); name != w.filename {
-			part.Close()
-			return nil, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.FileName(), w.filename)
-		}
-		ref, err := g.storeFile(ctx, part, kind, w.mat, w.sha256)
-		part.Close()
-		if err != nil {
-			return nil, err
-		}
-		notePart(ctx, kind, part.FileName(), ref.SHA256)
-		ref.Filename = w.filename
-		got[kind] = ref
-	}
-	for kind := range want {
-		if _, ok := got[kind]; !ok {
-			return nil, fieldError(ErrInvalid, kind, "material %q is listed in the manifest but its file part is missing", kind)
-		}
-	}
-	return got, nil
-}
-
-// storeFile streams one file into storage, checking its type by its bytes
-// (and, for an OFD, by walking the ZIP as it passes), its size and its
-// declared digest. field names the material in errors.
-func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat *Material, declared string) (MaterialRef, error) {
-	cr := &clientReader{r: r}
-	br := bufio.NewReaderSize(cr, 64<<10)
-	head, err := br.Peek(512)
-	if len(head) == 0 {
-		if err != nil && err != io.EOF {
-			return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, err)
-		}
-		return MaterialRef{}, fieldError(ErrInvalid, field, "the file is empty")
-	}
-	typ, err := DetectHead(head)
-	if err != nil {
-		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "%v; accepted: %s", err, strings.Join(mat.Types, ", "))
-	}
-	var ofd *OFDChecker
-	var src io.Reader = br
-	if typ == TypeZIP {
-		if !mat.Accepts(TypeOFD) {
-			return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive is accepted only as OFD, which %q does not take; accepted: %s", mat.Kind, strings.Join(mat.Types, ", "))
-		}
-		typ, ofd = TypeOFD, NewOFDChecker()
-		defer ofd.Close()
-		src = io.TeeReader(br, ofd)
-	}
-	if !mat.Accepts(typ) {
-		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
-	}
-	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared})
-	if ofd != nil && (err == nil || errors.Is(err, ErrNotOFD) || errors.Is(err, ErrZipBomb)) {
-		// The checker's verdict as it is, not as wrapped by the store.
-		err = ofd.Close()
-	}
-	if err != nil && cr.err != nil {
-		// The client's body broke off or exceeded the upload cap
-		// (*http.MaxBytesError, 413): not a fault of the gateway.
-		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, cr.err)
-	}
-	if err == nil {
-		err = g.claim(ctx, info.SHA256)
-	}
-	switch {
-	case err == nil:
-		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, ContentType: typ}, nil
-	case errors.Is(err, ErrNotOFD):
-		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive that is not an OFD document: %v", err)
-	case errors.Is(err, ErrZipBomb):
-		return MaterialRef{}, fieldError(ErrInvalid, field, "the OFD document is malformed: %v", err)
-	case errors.Is(err, storage.ErrTooLarge):
-		return MaterialRef{}, fieldError(ErrTooLarge, field, "larger than the %d bytes allowed for %q", mat.MaxBytes, mat.Kind)
-	case errors.Is(err, storage.ErrDigestMismatch):
-		return MaterialRef{}, fieldError(ErrInvalid, field, "the file's SHA-256 does not match the declared %s", declared)
-	case errors.Is(err, storage.ErrUnavailable):
-		return MaterialRef{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return MaterialRef{}, fmt.Errorf("gateway: storing %s: %w", field, err)
-}
-
-// clientReader remembers the first error, other than io.EOF, of reading
-// a client's file part, so that a broken request is told from a failing store.
-type clientReader struct {
-	r   io.Reader
-	err error
-}
-
-func (c *clientReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
-	}
-	return n, err
-}
-
-// storeManifest stores a manifest and returns its digest.
-func (g *Gateway) storeManifest(ctx context.Context, m *Manifest) (string, error) {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b))})
-	if err == nil {
-		err = g.claim(ctx, info.SHA256)
-	}
-	if err != nil {
-		return "", storageErr(err)
-	}
-	return info.SHA256, nil
-}
-
 // Supplement adds the materials asked for in a correction request (补正)
 // and sends the packet back to the destination. The body is like a
 // submission's: an optional manifest part {"materials": [...]} first, then
 // one file part per material. Without a manifest part, each file part's
 // form name is its kind and its filename is taken as sent.
-func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
-	ctx, release := g.claimObjects(ctx)
+// idem is nil for a request without an Idempotency-Key.
+func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempotency, id string, ps Parts) (*Packet, error) {
+	up, release := g.startUpload(idem)
 	defer release()
 	// Check before the upload, without the packet's lock: the upload may
 	// take long, and the lock would stall every other step on the packet.
@@ -443,19 +278,15 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	if err != nil {
 		return nil, err
 	}
-	refs, order, err := g.receiveSupplement(ctx, mr, item)
+	added, err := g.receiveSupplement(ctx, up, ps, item)
 	if err != nil {
 		return nil, err
 	}
 	m := *old
 	m.Version++
 	m.Created = g.cfg.Now().UTC()
-	var added []MaterialRef
-	for _, kind := range order {
-		added = append(added, refs[kind])
-	}
 	m.Materials = mergeRefs(old.Materials, added)
-	digest, err := g.storeManifest(ctx, &m)
+	digest, err := g.storeManifest(ctx, up, &m)
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +294,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, id string, mr *
 	if p, err = g.packetForStep(who, id, "origin", StatusCorrectionRequested, "supplement"); err != nil {
 		return nil, err // it moved on during the upload
 	}
-	next, _, err := g.record(ctx, who, p, EntrySupplemented, id, supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
+	next, _, err := g.record(ctx, who, idem, p, EntrySupplemented, id, &supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
 	if err != nil {
 		return nil, err
 	}
@@ -493,86 +324,54 @@ type supplementInput struct {
 	Materials []materialInput `json:"materials" validate:"required,min=1,dive"`
 }
 
-// receiveSupplement reads a supplement body, with or without a manifest part.
-func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, item *Item) (map[string]MaterialRef, []string, error) {
-	part, err := mr.NextPart()
+// receiveSupplement reads a supplement body, with or without a manifest
+// part, and returns the stored materials in the manifest's order, or else
+// in the order they came.
+func (g *Gateway) receiveSupplement(ctx context.Context, up *upload, ps Parts, item *Item) ([]MaterialRef, error) {
+	part, err := nextPart(ps)
 	if err == io.EOF {
-		return nil, nil, fieldError(ErrInvalid, "materials", "no materials supplied")
+		return nil, fieldError(ErrInvalid, "materials", "no materials supplied")
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
+		return nil, err
+	}
+	if part.Name != "manifest" {
+		// No manifest: every part is a material named by its form name,
+		// and its file name is taken as sent.
+		want := map[string]expected{}
+		for i := range item.Materials {
+			want[item.Materials[i].Kind] = expected{mat: &item.Materials[i]}
+		}
+		got, order, err := g.receiveParts(ctx, up, part, ps, want, func(kind string) error {
+			return fieldError(ErrInvalid, kind, "%s has no material %q", item.Code, kind)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return inOrder(got, order), nil
 	}
 	var in supplementInput
-	want := map[string]expected{}
-	var order []string
+	if err := g.decodeManifestPart(up.idem, part, &in); err != nil {
+		return nil, err
+	}
 	bad := fields{}
-	if part.FormName() == "manifest" {
-		err := g.decodeManifestPart(ctx, part, &in)
-		part.Close()
-		if err != nil {
-			return nil, nil, err
-		}
-		g.structErrors(&in, bad)
-		for i, mi := range in.Materials {
-			mat, ok := item.Material(mi.Kind)
-			name, nerr := SafeFilename(mi.Filename)
-			switch {
-			case !ok:
-				bad.add(fmt.Sprintf("materials[%d].kind", i), "%s has no material %q", item.Code, mi.Kind)
-			case nerr != nil:
-				bad.add(fmt.Sprintf("materials[%d].filename", i), "%v", nerr)
-			default:
-				if _, dup := want[mi.Kind]; dup {
-					bad.add(fmt.Sprintf("materials[%d].kind", i), "material %q listed twice", mi.Kind)
-				}
-				want[mi.Kind] = expected{mat: mat, filename: name, sha256: mi.SHA256}
-				order = append(order, mi.Kind)
-			}
-		}
-		if err := bad.err(); err != nil {
-			return nil, nil, err
-		}
-		refs, err := g.receiveFiles(ctx, mr, want)
-		return refs, order, err
+	g.structErrors(&in, bad)
+	want := expectedFrom(item, in.Materials, bad)
+	if err := bad.err(); err != nil {
+		return nil, err
 	}
-	// No manifest: every part is a material named by its form name.
-	refs := map[string]MaterialRef{}
-	for {
-		kind := part.FormName()
-		mat, ok := item.Material(kind)
-		if !ok {
-			part.Close()
-			return nil, nil, fieldError(ErrInvalid, kind, "%s has no material %q", item.Code, kind)
-		}
-		if _, dup := refs[kind]; dup {
-			part.Close()
-			return nil, nil, fieldError(ErrInvalid, kind, "material %q sent twice", kind)
-		}
-		name, err := SafeFilename(part.FileName())
-		if err != nil {
-			part.Close()
-			return nil, nil, fieldError(ErrInvalid, kind, "file name: %v", err)
-		}
-		ref, err := g.storeFile(ctx, part, kind, mat, "")
-		part.Close()
-		if err != nil {
-			return nil, nil, err
-		}
-		notePart(ctx, kind, part.FileName(), ref.SHA256)
-		ref.Filename = name
-		refs[kind] = ref
-		order = append(order, kind)
-		if len(order) > g.cfg.Limits.MaxMaterials {
-			return nil, nil, fieldError(ErrInvalid, "materials", "at most %d materials", g.cfg.Limits.MaxMaterials)
-		}
-		part, err = mr.NextPart()
-		if err == io.EOF {
-			return refs, order, nil
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
-		}
+	got, _, err := g.receiveParts(ctx, up, nil, ps, want, notListed)
+	if err != nil {
+		return nil, err
 	}
+	if err := allArrived(want, got); err != nil {
+		return nil, err
+	}
+	kinds := make([]string, len(in.Materials))
+	for i, mi := range in.Materials {
+		kinds[i] = mi.Kind
+	}
+	return inOrder(got, kinds), nil
 }
 
 // licenseMaterial is what an issued licence may be.
@@ -581,38 +380,30 @@ var licenseMaterial = Material{Kind: "license", Name: "证照", NameEN: "issued 
 
 // IssueLicense stores the licence the destination issued for an approved
 // packet (multipart part "license") and moves it to license_issued.
-func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, mr *multipart.Reader) (*Packet, error) {
-	ctx, release := g.claimObjects(ctx)
+func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, ps Parts) (*Packet, error) {
+	up, release := g.startUpload(nil)
 	defer release()
 	// As for supplements: check, upload without the lock, check again.
 	if _, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for"); err != nil {
 		return nil, err
 	}
-	part, err := mr.NextPart()
-	if err == io.EOF {
-		return nil, fieldError(ErrInvalid, "license", "the licence file part is missing")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: multipart body: %w", ErrMalformed, err)
-	}
-	defer part.Close()
-	if part.FormName() != "license" {
-		return nil, fieldError(ErrInvalid, "license", "expected the part %q, got %q", "license", part.FormName())
-	}
-	ref, err := g.storeFile(ctx, part, "license", &licenseMaterial, "")
+	want := map[string]expected{"license": {mat: &licenseMaterial}}
+	got, _, err := g.receiveParts(ctx, up, nil, ps, want, func(kind string) error {
+		return fieldError(ErrInvalid, "license", "expected the part %q, got %q", "license", kind)
+	})
 	if err != nil {
 		return nil, err
 	}
-	notePart(ctx, "license", part.FileName(), ref.SHA256)
-	if _, err := mr.NextPart(); err != io.EOF {
-		return nil, fieldError(ErrInvalid, "license", "only one part, the licence, is expected")
+	ref, ok := got["license"]
+	if !ok {
+		return nil, fieldError(ErrInvalid, "license", "the licence file part is missing")
 	}
 	defer g.lock(id)()
 	p, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for")
 	if err != nil {
 		return nil, err
 	}
-	next, _, err := g.record(ctx, who, p, EntryLicense, id, licensePayload{digestsOf([]MaterialRef{ref})[0]}, namesOf(p.Materials))
+	next, _, err := g.record(ctx, who, nil, p, EntryLicense, id, &licensePayload{materialDigest: digestsOf([]MaterialRef{ref})[0]}, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}

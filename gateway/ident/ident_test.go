@@ -1,4 +1,4 @@
-package gateway
+package ident
 
 import (
 	"errors"
@@ -125,8 +125,8 @@ func TestCitizenIDBornTodayInChina(t *testing.T) {
 }
 
 func TestValidCitizenIDUsesClock(t *testing.T) {
-	if !ValidCitizenID("11010519491231002X") || ValidCitizenID("310118203001010019") {
-		t.Error("ValidCitizenID disagrees with the examples in docs/domain.md")
+	if !validCitizenID("11010519491231002X") || validCitizenID("310118203001010019") {
+		t.Error("validCitizenID disagrees with the examples in docs/domain.md")
 	}
 	if _, err := NormalizeCitizenID("11010519491231002"); !errors.Is(err, ErrCitizenIDLength) {
 		t.Errorf("17 digits: %v", err)
@@ -150,8 +150,8 @@ func TestValidRegionCode(t *testing.T) {
 		{"３10118", false},
 	}
 	for _, tt := range tests {
-		if got := ValidRegionCode(tt.code); got != tt.want {
-			t.Errorf("ValidRegionCode(%q) = %v, want %v", tt.code, got, tt.want)
+		if got := validRegionCode(tt.code); got != tt.want {
+			t.Errorf("validRegionCode(%q) = %v, want %v", tt.code, got, tt.want)
 		}
 	}
 }
@@ -162,20 +162,20 @@ func TestRegions(t *testing.T) {
 		"320000": "江苏省", "330421": "嘉善县", "330400": "嘉兴市", "330000": "浙江省",
 	}
 	for code, name := range want {
-		if got := RegionName(code); got != name {
-			t.Errorf("RegionName(%s) = %q, want %q", code, got, name)
+		if got := regions[code]; got != name {
+			t.Errorf("regions[%s] = %q, want %q", code, got, name)
 		}
 	}
-	for code := range Regions {
-		if !ValidRegionCode(code) {
-			t.Errorf("Regions has invalid code %s", code)
+	for code := range regions {
+		if !validRegionCode(code) {
+			t.Errorf("regions has invalid code %s", code)
 		}
 		if _, ok := want[code]; !ok {
-			t.Errorf("Regions has unexpected code %s", code)
+			t.Errorf("regions has unexpected code %s", code)
 		}
 	}
-	if RegionName("110105") != "" {
-		t.Error("RegionName of an unknown code should be empty")
+	if regions["110105"] != "" {
+		t.Error("regions of an unknown code should be empty")
 	}
 }
 

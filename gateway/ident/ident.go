@@ -1,4 +1,8 @@
-package gateway
+// Package ident checks the identifiers an application carries: unified
+// social credit codes (GB 32100-2015), resident ID numbers (GB 11643-1999)
+// and GB/T 2260 region codes. Register them as validator tags with
+// RegisterValidators.
+package ident
 
 import (
 	"errors"
@@ -80,9 +84,9 @@ func NormalizeCitizenID(s string) (string, error) {
 	return normalizeCitizenID(s, time.Now())
 }
 
-// ValidCitizenID reports whether NormalizeCitizenID accepts s. It therefore
+// validCitizenID reports whether NormalizeCitizenID accepts s. It therefore
 // accepts lower-case x, surrounding space and 15-digit legacy numbers too.
-func ValidCitizenID(s string) bool {
+func validCitizenID(s string) bool {
 	_, err := NormalizeCitizenID(s)
 	return err == nil
 }
@@ -179,15 +183,15 @@ var provinceCodes = map[string]bool{
 	"71": true, "81": true, "82": true,
 }
 
-// ValidRegionCode reports whether s has the shape of a GB/T 2260 code: six
+// validRegionCode reports whether s has the shape of a GB/T 2260 code: six
 // digits starting with a real province code. It does not require the code to
 // be current: old documents carry abolished codes such as 310229 (青浦县).
-func ValidRegionCode(s string) bool {
+func validRegionCode(s string) bool {
 	return len(s) == 6 && allDigits(s) && provinceCodes[s[:2]]
 }
 
-// Regions names the GB/T 2260 codes of the three pilot areas and their parents.
-var Regions = map[string]string{
+// regions names the GB/T 2260 codes of the three pilot areas and their parents.
+var regions = map[string]string{
 	"310000": "上海市",
 	"310118": "青浦区",
 	"320000": "江苏省",
@@ -198,17 +202,14 @@ var Regions = map[string]string{
 	"330421": "嘉善县",
 }
 
-// RegionName returns the Chinese name of a code in Regions, or "" if unknown.
-func RegionName(code string) string { return Regions[code] }
-
 // RegisterValidators adds the struct tags uscc (credit code), cnid (citizen
 // ID, any form NormalizeCitizenID accepts) and region (GB/T 2260 shape) to v.
 // Non-string fields never validate.
 func RegisterValidators(v *validator.Validate) error {
 	for tag, ok := range map[string]func(string) bool{
 		"uscc":   ValidCreditCode,
-		"cnid":   ValidCitizenID,
-		"region": ValidRegionCode,
+		"cnid":   validCitizenID,
+		"region": validRegionCode,
 	} {
 		err := v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
 			f := fl.Field()
