@@ -22,29 +22,31 @@ func (s *server) catalog(c *gin.Context) {
 }
 
 // multipartBody checks the content type and returns a streaming reader of
-// the body, capped at MaxUploadBytes.
-func (s *server) multipartBody(c *gin.Context) (*multipart.Reader, bool) {
+// the body, capped at MaxUploadBytes, and the guard of its part headers
+// (whose error, once it fails, is the cause of the reader's).
+func (s *server) multipartBody(c *gin.Context) (*multipart.Reader, *partHeaderGuard, bool) {
 	mt, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		failCode(c, http.StatusUnsupportedMediaType, "unsupported_type", "the body must be multipart/form-data with a boundary", nil)
-		return nil, false
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" || len(params["boundary"]) > 70 {
+		failCode(c, http.StatusUnsupportedMediaType, "unsupported_type", "the body must be multipart/form-data with a boundary of at most 70 characters", nil)
+		return nil, nil, false
 	}
 	if c.Request.ContentLength > s.cfg.MaxUploadBytes {
 		failCode(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxUploadBytes), nil)
-		return nil, false
+		return nil, nil, false
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes)
-	return multipart.NewReader(body, params["boundary"]), true
+	guard := newPartHeaderGuard(body, params["boundary"], s.cfg.MaxPartHeaderBytes, s.cfg.MaxPartHeadersTotal)
+	return multipart.NewReader(guard, params["boundary"]), guard, true
 }
 
 func (s *server) submit(c *gin.Context) {
-	mr, ok := s.multipartBody(c)
+	mr, guard, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
 	p, err := s.g.Submit(c, principal(c), mr)
 	if err != nil {
-		fail(c, err)
+		fail(c, guard.cause(err))
 		return
 	}
 	s.metrics.storedBytes.Add(packetBytes(p))
@@ -61,26 +63,26 @@ func packetBytes(p *gateway.Packet) int64 {
 }
 
 func (s *server) supplement(c *gin.Context) {
-	mr, ok := s.multipartBody(c)
+	mr, guard, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
 	p, err := s.g.Supplement(c, principal(c), c.Param("id"), mr)
 	if err != nil {
-		fail(c, err)
+		fail(c, guard.cause(err))
 		return
 	}
 	c.JSON(http.StatusOK, p)
 }
 
 func (s *server) license(c *gin.Context) {
-	mr, ok := s.multipartBody(c)
+	mr, guard, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
 	p, err := s.g.IssueLicense(c, principal(c), c.Param("id"), mr)
 	if err != nil {
-		fail(c, err)
+		fail(c, guard.cause(err))
 		return
 	}
 	c.JSON(http.StatusOK, p)
