@@ -313,3 +313,66 @@ func TestHostileConnectionsMemory(t *testing.T) {
 		t.Errorf("%d of 50 big part headers and %d of 50 drips were cut off; want all", headerCut.Load(), dripCut.Load())
 	}
 }
+
+// TestStrictJSONAction: action bodies that encoding/json reads one way and
+// a careful reader another are refused with 400, and the packet stays as
+// it was: a case-insensitive duplicate (which used to approve), an exact
+// duplicate, and a stray closing bracket after the object.
+func TestStrictJSONAction(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	m, files := apitest.CompanySetup()
+	id := e.MustSubmit("jiashan-window:submitter", m, files)
+	e.Act("qingpu-amr:reviewer", id, "receive", "", http.StatusOK)
+	size := e.Ledger.Size()
+	for _, body := range []string{
+		`{"action":"return","reason":"缺少签字页","ACTION":"approve"}`,
+		`{"Action":"approve"}`,
+		`{"action":"return","reason":"缺少签字页","action":"approve"}`,
+		`{"action":"approve"}]`,
+		`{"action":"approve"}}`,
+	} {
+		code, resp := e.Do("POST", "/v1/packets/"+id+"/actions", "qingpu-amr:reviewer", strings.NewReader(body), "application/json")
+		if code != http.StatusBadRequest || !strings.Contains(string(resp), `"malformed"`) {
+			t.Errorf("%s: %d %.200s; want 400 malformed", body, code, resp)
+		}
+	}
+	if e.Ledger.Size() != size {
+		t.Fatalf("refused actions appended %d entries", e.Ledger.Size()-size)
+	}
+	code, resp := e.Do("GET", "/v1/packets/"+id, "qingpu-amr:reviewer", nil, "")
+	if code != http.StatusOK || !strings.Contains(string(resp), `"status":"received"`) {
+		t.Fatalf("after refused actions: %d %.200s; want still received", code, resp)
+	}
+}
+
+// TestStrictJSONManifest: manifests with a key twice (in any case, at any
+// depth) or data after the object are refused with 400 naming the
+// manifest, and nothing is recorded.
+func TestStrictJSONManifest(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	m, files := apitest.CompanySetup()
+	good := apitest.SubmissionParts(m, files)
+	mj := string(good[0].Data)
+	for name, manifest := range map[string]string{
+		"destination in capitals": strings.Replace(mj, `{"item"`, `{"DESTINATION":"wujiang-medicare","item"`, 1),
+		"item twice":              strings.Replace(mj, `{"item":"ENT-SETUP"`, `{"item":"ENT-SETUP","item":"ENT-SETUP"`, 1),
+		"applicant name twice":    strings.Replace(mj, `"name":`, `"name":"someone else","name":`, 1),
+		"applicant Name":          strings.Replace(mj, `"name":`, `"Name":"someone else","name":`, 1),
+		"closing bracket after":   mj + "}",
+		"array bracket after":     mj + "]",
+	} {
+		if manifest == mj {
+			t.Fatalf("%s: the manifest was not changed", name)
+		}
+		parts := append([]apitest.Part{{Name: "manifest", ContentType: "application/json", Data: []byte(manifest)}}, good[1:]...)
+		body, ct := apitest.Multipart(parts)
+		code, resp := e.Do("POST", "/v1/packets", "jiashan-window:submitter", body, ct)
+		if code != http.StatusBadRequest || !strings.Contains(string(resp), `"manifest"`) {
+			t.Errorf("%s: %d %.300s; want 400 naming the manifest", name, code, resp)
+		}
+	}
+	if e.Ledger.Size() != 0 {
+		t.Fatalf("refused manifests appended %d entries", e.Ledger.Size())
+	}
+	e.MustSubmit("jiashan-window:submitter", m, files)
+}

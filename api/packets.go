@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"tongban/gateway"
+	"tongban/gateway/strictjson"
 )
 
 func (s *server) catalog(c *gin.Context) {
@@ -183,8 +182,7 @@ func (s *server) readJSON(c *gin.Context, v any) bool {
 		failCode(c, http.StatusBadRequest, "malformed", "could not read the body", nil)
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil || dec.More() {
+	if err := strictjson.Unmarshal(b, v); err != nil {
 		failCode(c, http.StatusBadRequest, "malformed", fmt.Sprintf("the body is not the expected JSON object: %v", err), nil)
 		return false
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 
+	"tongban/gateway/strictjson"
 	"tongban/storage"
 )
 
@@ -165,12 +166,8 @@ func (g *Gateway) decodeManifestPart(ctx context.Context, part *multipart.Part, 
 		return fieldError(ErrTooLarge, "manifest", "larger than %d bytes", g.cfg.Limits.MaxManifestBytes)
 	}
 	notePart(ctx, part.FormName(), part.FileName(), hexSHA256(b))
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(into); err != nil {
+	if err := strictjson.Unmarshal(b, into); err != nil {
 		return fieldError(ErrMalformed, "manifest", "not valid JSON of the expected shape: %v", err)
-	}
-	if dec.More() {
-		return fieldError(ErrMalformed, "manifest", "trailing data after the JSON object")
 	}
 	return nil
 }
