@@ -99,47 +99,62 @@ func (s *server) slowClients(c *gin.Context) {
 	}
 	rc := http.NewResponseController(c.Writer)
 	body := c.Request.Body
-	c.Request.Body = &deadlineReader{r: c.Request.Body, rc: rc, idle: s.cfg.IdleTimeout,
+	dr := &deadlineReader{r: body, rc: rc, idle: s.cfg.IdleTimeout,
 		rate: float64(max(s.cfg.MinUploadRate, 0)), grace: s.cfg.RateGrace}
+	c.Request.Body = dr
 	if s.cfg.IdleTimeout > 0 {
 		c.Writer = &deadlineWriter{ResponseWriter: c.Writer, rc: rc, idle: s.cfg.IdleTimeout}
 	}
 	c.Next()
-	// net/http discards an unread rest of the body after the handler; that
-	// must not wait on a slow client either, and it must see its own body
-	// to know whether a 100-continue was sent (if not, nothing is read).
+	// net/http may read the rest of the body after the handler; that must
+	// not wait on a slow client either, and not at all on one that already
+	// failed. It must also see its own body, to know whether a
+	// 100-continue was sent (if not, it reads nothing).
 	c.Request.Body = body
-	rc.SetReadDeadline(time.Now().Add(max(s.cfg.RateGrace, time.Second)))
+	dl := dr.deadline(time.Now())
+	if dr.failed {
+		dl = time.Now()
+	}
+	rc.SetReadDeadline(dl)
 }
 
 type deadlineReader struct {
-	r     io.ReadCloser
-	rc    *http.ResponseController
-	idle  time.Duration // 0: none
-	rate  float64       // minimum bytes a second; 0: none
-	grace time.Duration
-	n     int64         // bytes received
-	wait  time.Duration // time spent waiting for them
+	r      io.ReadCloser
+	rc     *http.ResponseController
+	idle   time.Duration // 0: none
+	rate   float64       // minimum bytes a second; 0: none
+	grace  time.Duration
+	n      int64         // bytes received
+	wait   time.Duration // time spent waiting for them
+	failed bool          // a read failed other than at the end
 }
 
-func (d *deadlineReader) Read(p []byte) (int, error) {
-	now := time.Now()
+// deadline is when the next read must have returned: after the idle
+// timeout, or once what is left of the rate budget is spent (at once if
+// nothing is left); zero for none.
+func (d *deadlineReader) deadline(now time.Time) time.Time {
 	var dl time.Time
 	if d.idle > 0 {
 		dl = now.Add(d.idle)
 	}
 	if d.rate > 0 {
-		// What is left of the budget for the next byte; at or below zero
-		// the read fails at once, as a timeout.
 		left := d.grace + time.Duration(float64(d.n+1)/d.rate*float64(time.Second)) - d.wait
 		if dl.IsZero() || now.Add(left).Before(dl) {
 			dl = now.Add(left)
 		}
 	}
-	d.rc.SetReadDeadline(dl)
+	return dl
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	now := time.Now()
+	d.rc.SetReadDeadline(d.deadline(now))
 	n, err := d.r.Read(p)
 	d.n += int64(n)
 	d.wait += time.Since(now)
+	if err != nil && err != io.EOF {
+		d.failed = true
+	}
 	return n, err
 }
 
