@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -375,4 +376,75 @@ func TestStrictJSONManifest(t *testing.T) {
 		t.Fatalf("refused manifests appended %d entries", e.Ledger.Size())
 	}
 	e.MustSubmit("jiashan-window:submitter", m, files)
+}
+
+// TestTextFields: applicant names with control, line-break or invisible
+// formatting characters are refused with 422 naming applicant.name;
+// reasons keep tabs and line breaks (CR LF becomes LF) and refuse the
+// rest with 422 naming reason. Nothing refused reaches the ledger.
+func TestTextFields(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	for _, name := range []string{
+		"上海青嘉\x00贸易有限公司",
+		"上海青嘉贸易\r\n有限公司",
+		"上海青嘉贸易\t有限公司",
+		"上海青嘉贸易有限公司\x1b[2J",
+		"上海青嘉\u0085贸易有限公司",
+		"\u202e司公限有易贸嘉青海上",
+		"上海青嘉\u2066贸易\u2069有限公司",
+		"上海青嘉\u200b贸易有限公司",
+		"上海青嘉\u2028贸易有限公司",
+		"\ufeff上海青嘉贸易有限公司",
+	} {
+		m, files := apitest.CompanySetup()
+		m.Applicant["name"] = name
+		code, resp := e.Submit("jiashan-window:submitter", m, files)
+		var v struct {
+			Error struct{ Fields map[string]string }
+		}
+		json.Unmarshal(resp, &v)
+		if code != http.StatusUnprocessableEntity || v.Error.Fields["applicant.name"] == "" {
+			t.Errorf("name %q: %d %.300s; want 422 naming applicant.name", name, code, resp)
+		}
+	}
+	if e.Ledger.Size() != 0 {
+		t.Fatalf("refused names appended %d entries", e.Ledger.Size())
+	}
+
+	m, files := apitest.CompanySetup()
+	m.Applicant["name"] = "  上海青嘉贸易有限公司 " // surrounding space is trimmed, as before
+	id := e.MustSubmit("jiashan-window:submitter", m, files)
+	e.Act("qingpu-amr:reviewer", id, "receive", "", http.StatusOK)
+	size := e.Ledger.Size()
+	for _, reason := range []string{
+		"缺少\x00签字页",
+		"缺少签字页\x1b]8;;http://x\x07",
+		"\u202e页字签少缺",
+		"缺少\u200d签字页",
+		"缺少\u2029签字页",
+		"缺少签字页\x7f。",
+	} {
+		code, resp := e.JSON("POST", "/v1/packets/"+id+"/actions", "qingpu-amr:reviewer", map[string]string{"action": "return", "reason": reason})
+		var v struct {
+			Error struct{ Fields map[string]string }
+		}
+		json.Unmarshal(resp, &v)
+		if code != http.StatusUnprocessableEntity || v.Error.Fields["reason"] == "" {
+			t.Errorf("reason %q: %d %.300s; want 422 naming reason", reason, code, resp)
+		}
+	}
+	if e.Ledger.Size() != size {
+		t.Fatalf("refused reasons appended %d entries", e.Ledger.Size()-size)
+	}
+	resp := e.Act("qingpu-amr:reviewer", id, "return", "1. 公司章程缺少股东签字页\r\n2.\t住所证明不清晰\r\n", http.StatusOK)
+	var p struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(resp, &p); err != nil || p.Reason != "1. 公司章程缺少股东签字页\n2.\t住所证明不清晰" {
+		t.Fatalf("reason as kept: %q (%v); want CR LF as LF, tab kept, trimmed", p.Reason, err)
+	}
+	code, b := e.Do("GET", "/v1/packets/"+id, "jiashan-window:submitter", nil, "")
+	if code != http.StatusOK || !strings.Contains(string(b), `"name":"上海青嘉贸易有限公司"`) {
+		t.Fatalf("applicant as kept: %d %.400s", code, b)
+	}
 }

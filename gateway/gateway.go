@@ -419,7 +419,9 @@ func (g *Gateway) Act(ctx context.Context, who Principal, id, action, reason str
 	if err != nil {
 		return nil, err
 	}
-	reason = strings.TrimSpace(reason)
+	if reason, err = cleanReason(reason); err != nil {
+		return nil, err
+	}
 	if len(reason) > g.cfg.Limits.MaxReasonBytes {
 		return nil, fieldError(ErrInvalid, "reason", "longer than %d bytes", g.cfg.Limits.MaxReasonBytes)
 	}

@@ -199,6 +199,8 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 	app := Applicant{Type: applicantTypes[strings.ToLower(strings.TrimSpace(in.Applicant.Type))], Name: strings.TrimSpace(in.Applicant.Name), ID: strings.TrimSpace(in.Applicant.ID)}
 	if app.Name == "" {
 		bad.add("applicant.name", "is required") // also when it is only spaces
+	} else if msg := applicantNameProblem(app.Name); msg != "" {
+		bad.add("applicant.name", "%s", msg)
 	}
 	switch app.Type {
 	case ApplicantPerson:
