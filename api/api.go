@@ -34,6 +34,22 @@ type Config struct {
 	// IdleTimeout cuts off a client that sends or reads nothing for this
 	// long in the middle of a request (default 1 minute; negative: never).
 	IdleTimeout time.Duration
+	// MinUploadRate is the slowest a request body may arrive, in bytes a
+	// second, after RateGrace (defaults 4 KiB/s and 10 s; negative: no
+	// minimum). Time the gateway spends not reading does not count.
+	MinUploadRate int64
+	RateGrace     time.Duration
+	// MaxUploads caps the uploads (submissions, supplements, licences) in
+	// progress, and MaxUploadsPerPrincipal those of one agency and role;
+	// beyond them the answer is 503 with Retry-After (defaults 64 and 16;
+	// negative: no cap).
+	MaxUploads             int
+	MaxUploadsPerPrincipal int
+	// MaxPartHeaderBytes caps the headers of one multipart part, and
+	// MaxPartHeadersTotal those of all parts of a request (defaults 16 KiB
+	// and 256 KiB).
+	MaxPartHeaderBytes  int64
+	MaxPartHeadersTotal int64
 	// ClientCerts maps the common name of a verified TLS client certificate
 	// to the principal it authenticates (see the serve command's --client-ca).
 	ClientCerts map[string]gateway.Principal
@@ -48,6 +64,7 @@ type server struct {
 	metrics   *metrics
 	idemLocks keyLocks
 	limits    limiters
+	uploads   uploadSlots
 }
 
 // New returns the HTTP handler.
@@ -67,6 +84,24 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = time.Minute
+	}
+	if cfg.MinUploadRate == 0 {
+		cfg.MinUploadRate = 4 << 10
+	}
+	if cfg.RateGrace <= 0 {
+		cfg.RateGrace = 10 * time.Second
+	}
+	if cfg.MaxUploads == 0 {
+		cfg.MaxUploads = 64
+	}
+	if cfg.MaxUploadsPerPrincipal == 0 {
+		cfg.MaxUploadsPerPrincipal = 16
+	}
+	if cfg.MaxPartHeaderBytes <= 0 {
+		cfg.MaxPartHeaderBytes = 16 << 10
+	}
+	if cfg.MaxPartHeadersTotal <= 0 {
+		cfg.MaxPartHeadersTotal = 256 << 10
 	}
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = max(1, int(2*cfg.RateLimit))
@@ -125,6 +160,9 @@ func (s *server) routes(r *gin.Engine) {
 		hs := []gin.HandlerFunc{s.count(rt.path)}
 		if rt.auth {
 			hs = append(hs, requireAuth)
+		}
+		if uploadRoutes[rt.method+" "+rt.path] {
+			hs = append(hs, s.uploadSlot)
 		}
 		if rt.idempotent {
 			hs = append(hs, s.idempotent)

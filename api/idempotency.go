@@ -52,13 +52,13 @@ func (s *server) idempotent(c *gin.Context) {
 	if r, ok := s.g.Remembered(scope); ok {
 		fp := idem.Fingerprint()
 		if !isJSON {
-			parts, ok := s.multipartBody(c)
+			parts, guard, ok := s.multipartBody(c)
 			if !ok {
 				return
 			}
 			var err error
 			if fp, err = gateway.FingerprintParts(parts); err != nil {
-				fail(c, err)
+				fail(c, guard.cause(err))
 				return
 			}
 		}

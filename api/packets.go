@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"tongban/gateway"
+	"tongban/gateway/strictjson"
 )
 
 func (s *server) catalog(c *gin.Context) {
@@ -22,19 +21,22 @@ func (s *server) catalog(c *gin.Context) {
 }
 
 // multipartBody checks the content type and returns the body's parts for
-// the gateway, streaming, the body capped at MaxUploadBytes.
-func (s *server) multipartBody(c *gin.Context) (gateway.Parts, bool) {
+// the gateway, streaming, the body capped at MaxUploadBytes, and the guard
+// of its part headers (whose error, once it fails, is the cause of the
+// parts' errors).
+func (s *server) multipartBody(c *gin.Context) (gateway.Parts, *partHeaderGuard, bool) {
 	mt, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		failCode(c, http.StatusUnsupportedMediaType, "unsupported_type", "the body must be multipart/form-data with a boundary", nil)
-		return nil, false
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" || len(params["boundary"]) > 70 {
+		failCode(c, http.StatusUnsupportedMediaType, "unsupported_type", "the body must be multipart/form-data with a boundary of at most 70 characters", nil)
+		return nil, nil, false
 	}
 	if c.Request.ContentLength > s.cfg.MaxUploadBytes {
 		failCode(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxUploadBytes), nil)
-		return nil, false
+		return nil, nil, false
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes)
-	return multipartParts{multipart.NewReader(body, params["boundary"])}, true
+	guard := newPartHeaderGuard(body, params["boundary"], s.cfg.MaxPartHeaderBytes, s.cfg.MaxPartHeadersTotal)
+	return multipartParts{multipart.NewReader(guard, params["boundary"])}, guard, true
 }
 
 // multipartParts hands a multipart/form-data body to the gateway one part
@@ -52,13 +54,13 @@ func (m multipartParts) Next() (*gateway.Part, error) {
 }
 
 func (s *server) submit(c *gin.Context) {
-	parts, ok := s.multipartBody(c)
+	parts, guard, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
 	p, err := s.g.Submit(c.Request.Context(), principal(c), idemOf(c), parts)
 	if err != nil {
-		fail(c, err)
+		fail(c, guard.cause(err))
 		return
 	}
 	s.metrics.storedBytes.Add(packetBytes(p))
@@ -75,26 +77,26 @@ func packetBytes(p *gateway.Packet) int64 {
 }
 
 func (s *server) supplement(c *gin.Context) {
-	parts, ok := s.multipartBody(c)
+	parts, guard, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
 	p, err := s.g.Supplement(c.Request.Context(), principal(c), idemOf(c), c.Param("id"), parts)
 	if err != nil {
-		fail(c, err)
+		fail(c, guard.cause(err))
 		return
 	}
 	c.JSON(http.StatusOK, p)
 }
 
 func (s *server) license(c *gin.Context) {
-	parts, ok := s.multipartBody(c)
+	parts, guard, ok := s.multipartBody(c)
 	if !ok {
 		return
 	}
 	p, err := s.g.IssueLicense(c.Request.Context(), principal(c), c.Param("id"), parts)
 	if err != nil {
-		fail(c, err)
+		fail(c, guard.cause(err))
 		return
 	}
 	c.JSON(http.StatusOK, p)
@@ -195,8 +197,7 @@ func (s *server) readJSON(c *gin.Context, v any) bool {
 		failCode(c, http.StatusBadRequest, "malformed", "could not read the body", nil)
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil || dec.More() {
+	if err := strictjson.Unmarshal(b, v); err != nil {
 		failCode(c, http.StatusBadRequest, "malformed", fmt.Sprintf("the body is not the expected JSON object: %v", err), nil)
 		return false
 	}

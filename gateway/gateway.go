@@ -30,8 +30,8 @@ import (
 
 	"github.com/go-playground/validator/v10"
 
-	"tongban/gateway/workday"
 	"tongban/gateway/ident"
+	"tongban/gateway/workday"
 	"tongban/ledger"
 	"tongban/storage"
 )
@@ -409,7 +409,9 @@ func (g *Gateway) Act(ctx context.Context, who Principal, idem *Idempotency, id,
 	if err != nil {
 		return nil, err
 	}
-	reason = strings.TrimSpace(reason)
+	if reason, err = cleanReason(reason); err != nil {
+		return nil, err
+	}
 	if len(reason) > g.cfg.Limits.MaxReasonBytes {
 		return nil, fieldError(ErrInvalid, "reason", "longer than %d bytes", g.cfg.Limits.MaxReasonBytes)
 	}

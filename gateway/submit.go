@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"tongban/gateway/ident"
+	"tongban/gateway/strictjson"
 )
 
 // Applicant is who applies: a person (resident ID number) or an enterprise
@@ -159,12 +158,8 @@ func (g *Gateway) decodeManifestPart(idem *Idempotency, part *Part, into any) er
 		return fieldError(ErrTooLarge, "manifest", "larger than %d bytes", g.cfg.Limits.MaxManifestBytes)
 	}
 	idem.notePart(part.Name, part.Filename, hexSHA256(b))
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(into); err != nil {
+	if err := strictjson.Unmarshal(b, into); err != nil {
 		return fieldError(ErrMalformed, "manifest", "not valid JSON of the expected shape: %v", err)
-	}
-	if dec.More() {
-		return fieldError(ErrMalformed, "manifest", "trailing data after the JSON object")
 	}
 	return nil
 }
@@ -196,6 +191,8 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 	app := Applicant{Type: applicantTypes[strings.ToLower(strings.TrimSpace(in.Applicant.Type))], Name: strings.TrimSpace(in.Applicant.Name), ID: strings.TrimSpace(in.Applicant.ID)}
 	if app.Name == "" {
 		bad.add("applicant.name", "is required") // also when it is only spaces
+	} else if msg := applicantNameProblem(app.Name); msg != "" {
+		bad.add("applicant.name", "%s", msg)
 	}
 	switch app.Type {
 	case ApplicantPerson:

@@ -59,6 +59,8 @@ type Options struct {
 	// Credentials are accepted besides the demo principals' tokens (for
 	// example expired ones).
 	Credentials []api.Credential
+	// API, if set, adjusts the API's configuration before it is built.
+	API func(*api.Config)
 	// Server, if set, adjusts the test server before it starts: its
 	// Config (timeouts, MaxHeaderBytes) or TLS. A non-nil TLS serves HTTPS.
 	Server func(*httptest.Server)
@@ -103,9 +105,13 @@ func New(t testing.TB, o Options) *Env {
 			creds = append(creds, api.Credential{Agency: a.ID, Role: role, TokenSHA256: sum})
 		}
 	}
-	h, err := api.New(api.Config{Gateway: g, Credentials: append(creds, o.Credentials...), Logger: o.Logger,
+	cfg := api.Config{Gateway: g, Credentials: append(creds, o.Credentials...), Logger: o.Logger,
 		MaxUploadBytes: o.MaxUploadBytes, RateLimit: o.RateLimit, RateBurst: o.RateBurst,
-		IdleTimeout: o.IdleTimeout, ClientCerts: o.ClientCerts})
+		IdleTimeout: o.IdleTimeout, ClientCerts: o.ClientCerts}
+	if o.API != nil {
+		o.API(&cfg)
+	}
+	h, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

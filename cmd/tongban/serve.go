@@ -69,6 +69,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gcEvery := fset.Duration("gc-interval", time.Hour, "how often unreferenced objects are collected (0: never)")
 	gcGrace := fset.Duration("gc-grace", 24*time.Hour, "how old an unreferenced object must be to be collected")
 	rateLimit := fset.Float64("rate", 200, "requests per second per principal, bursts of twice that (0: unlimited)")
+	maxUploads := fset.Int("max-uploads", 64, "uploads in progress at once; beyond, 503 with Retry-After (negative: no cap)")
+	maxUploadsEach := fset.Int("max-uploads-per-principal", 16, "uploads in progress at once per agency and role (negative: no cap)")
+	minRate := fset.Int64("min-upload-rate", 4<<10, "slowest request body accepted, bytes a second, after a 10 s grace (negative: none)")
 	pos, err := parseArgs(fset, args)
 	if err != nil {
 		return err
@@ -102,6 +105,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	h, err := api.New(api.Config{
 		Gateway: g, Credentials: cfg.Credentials, MaxUploadBytes: cfg.MaxUpload, Logger: log,
 		RateLimit: *rateLimit, ClientCerts: cfg.ClientCerts,
+		MaxUploads: *maxUploads, MaxUploadsPerPrincipal: *maxUploadsEach, MinUploadRate: *minRate,
 	})
 	if err != nil {
 		return err
