@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 
+	"tongban/gateway/filetype"
 	"tongban/storage"
 )
 
@@ -223,7 +224,7 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 	want := map[string]expected{}
 	for i, mi := range in.Materials {
 		path := fmt.Sprintf("materials[%d]", i)
-		name, err := SafeFilename(mi.Filename)
+		name, err := filetype.CleanName(mi.Filename)
 		if err != nil && mi.Filename != "" {
 			bad.add(path+".filename", "%v", err)
 		}
@@ -309,7 +310,7 @@ func (g *Gateway) receiveFiles(ctx context.Context, mr *multipart.Reader, want m
 			part.Close()
 			return nil, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
 		}
-		if name, _ := SafeFilename(part.FileName()); name != w.filename {
+		if name, _ := filetype.CleanName(part.FileName()); name != w.filename {
 			part.Close()
 			return nil, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.FileName(), w.filename)
 		}
@@ -343,17 +344,17 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 		}
 		return MaterialRef{}, fieldError(ErrInvalid, field, "the file is empty")
 	}
-	typ, err := DetectHead(head)
+	typ, err := filetype.DetectHead(head)
 	if err != nil {
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "%v; accepted: %s", err, strings.Join(mat.Types, ", "))
 	}
-	var ofd *OFDChecker
+	var ofd *filetype.OFDChecker
 	var src io.Reader = br
-	if typ == TypeZIP {
+	if typ == filetype.ZIP {
 		if !mat.Accepts(TypeOFD) {
 			return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive is accepted only as OFD, which %q does not take; accepted: %s", mat.Kind, strings.Join(mat.Types, ", "))
 		}
-		typ, ofd = TypeOFD, NewOFDChecker()
+		typ, ofd = TypeOFD, filetype.NewOFDChecker()
 		defer ofd.Close()
 		src = io.TeeReader(br, ofd)
 	}
@@ -361,7 +362,7 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
 	}
 	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared})
-	if ofd != nil && (err == nil || errors.Is(err, ErrNotOFD) || errors.Is(err, ErrZipBomb)) {
+	if ofd != nil && (err == nil || errors.Is(err, filetype.ErrNotOFD) || errors.Is(err, filetype.ErrZipBomb)) {
 		// The checker's verdict as it is, not as wrapped by the store.
 		err = ofd.Close()
 	}
@@ -376,9 +377,9 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 	switch {
 	case err == nil:
 		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, ContentType: typ}, nil
-	case errors.Is(err, ErrNotOFD):
+	case errors.Is(err, filetype.ErrNotOFD):
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive that is not an OFD document: %v", err)
-	case errors.Is(err, ErrZipBomb):
+	case errors.Is(err, filetype.ErrZipBomb):
 		return MaterialRef{}, fieldError(ErrInvalid, field, "the OFD document is malformed: %v", err)
 	case errors.Is(err, storage.ErrTooLarge):
 		return MaterialRef{}, fieldError(ErrTooLarge, field, "larger than the %d bytes allowed for %q", mat.MaxBytes, mat.Kind)
@@ -515,7 +516,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 		g.structErrors(&in, bad)
 		for i, mi := range in.Materials {
 			mat, ok := item.Material(mi.Kind)
-			name, nerr := SafeFilename(mi.Filename)
+			name, nerr := filetype.CleanName(mi.Filename)
 			switch {
 			case !ok:
 				bad.add(fmt.Sprintf("materials[%d].kind", i), "%s has no material %q", item.Code, mi.Kind)
@@ -548,7 +549,7 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 			part.Close()
 			return nil, nil, fieldError(ErrInvalid, kind, "material %q sent twice", kind)
 		}
-		name, err := SafeFilename(part.FileName())
+		name, err := filetype.CleanName(part.FileName())
 		if err != nil {
 			part.Close()
 			return nil, nil, fieldError(ErrInvalid, kind, "file name: %v", err)

@@ -1,4 +1,4 @@
-package gateway
+package filetype
 
 import (
 	"archive/zip"
@@ -21,11 +21,11 @@ func TestDetectHead(t *testing.T) {
 		want string
 		seen string // part of the error message when unsupported
 	}{
-		{"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", TypePDF, ""},
-		{"\xff\xd8\xff\xe0\x00\x10JFIF\x00", TypeJPEG, ""},
-		{"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", TypePNG, ""},
-		{"PK\x03\x04\x14\x00\x08\x00", TypeZIP, ""},
-		{"%PDF-1.4\nPK\x03\x04", TypePDF, ""}, // polyglot: the head decides
+		{"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", PDF, ""},
+		{"\xff\xd8\xff\xe0\x00\x10JFIF\x00", JPEG, ""},
+		{"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", PNG, ""},
+		{"PK\x03\x04\x14\x00\x08\x00", ZIP, ""},
+		{"%PDF-1.4\nPK\x03\x04", PDF, ""}, // polyglot: the head decides
 		{"<!DOCTYPE html><html><body>", "", "text/html"},
 		{"  <html>", "", "text/html"},
 		{"GIF89a\x01\x00\x01\x00", "", "image/gif"},
@@ -47,8 +47,8 @@ func TestDetectHead(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), tt.seen) {
-			t.Errorf("DetectHead(%q) error = %v, want ErrUnsupportedType naming %q", tt.head, err, tt.seen)
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tt.seen) {
+			t.Errorf("DetectHead(%q) error = %v, want ErrUnsupported naming %q", tt.head, err, tt.seen)
 		}
 	}
 }
@@ -179,7 +179,7 @@ func TestOFDCheckerAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			z := buildZip(t, tt.entries...)
-			if typ, err := DetectHead(z[:min(len(z), 512)]); typ != TypeZIP {
+			if typ, err := DetectHead(z[:min(len(z), 512)]); typ != ZIP {
 				t.Fatalf("DetectHead = %q, %v", typ, err)
 			}
 			for range 20 {

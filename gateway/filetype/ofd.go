@@ -1,4 +1,4 @@
-package gateway
+package filetype
 
 import (
 	"bufio"
@@ -11,56 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"net/http"
-	"strings"
 )
-
-// TypeZIP is what DetectHead reports for a ZIP archive. It is never an
-// accepted material type by itself: run the file through an OFDChecker and
-// call it TypeOFD only if Close returns nil.
-const TypeZIP = "application/zip"
-
-// Sniffing errors; match with errors.Is.
-var (
-	// ErrUnsupportedType: the content is none of PDF, OFD, JPEG or PNG.
-	ErrUnsupportedType = errors.New("unsupported file type")
-	// ErrNotOFD: the content is a ZIP (or claims to be) but not a valid OFD,
-	// e.g. a DOCX, a truncated or encrypted archive.
-	ErrNotOFD = errors.New("not an OFD document")
-	// ErrZipBomb: the archive expands beyond the checker's caps.
-	ErrZipBomb = errors.New("zip bomb: archive expands too much")
-)
-
-var (
-	magicPDF  = []byte("%PDF-")
-	magicJPEG = []byte{0xFF, 0xD8, 0xFF}
-	magicPNG  = []byte{0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}
-	magicZIP  = []byte("PK\x03\x04")
-)
-
-// DetectHead returns the content type of a file from its first bytes
-// (callers pass up to 512): TypePDF, TypeJPEG, TypePNG or TypeZIP. The head
-// alone decides, so a PDF with a ZIP appended is a PDF. Anything else is an
-// error wrapping ErrUnsupportedType that says what the bytes look like.
-func DetectHead(head []byte) (string, error) {
-	switch {
-	case bytes.HasPrefix(head, magicPDF):
-		return TypePDF, nil
-	case bytes.HasPrefix(head, magicJPEG):
-		return TypeJPEG, nil
-	case bytes.HasPrefix(head, magicPNG):
-		return TypePNG, nil
-	case bytes.HasPrefix(head, magicZIP):
-		return TypeZIP, nil
-	case len(head) == 0:
-		return "", fmt.Errorf("%w: empty file", ErrUnsupportedType)
-	}
-	seen, _, _ := strings.Cut(http.DetectContentType(head), ";")
-	if seen == "application/octet-stream" {
-		return "", fmt.Errorf("%w: unrecognised binary data", ErrUnsupportedType)
-	}
-	return "", fmt.Errorf("%w: looks like %s", ErrUnsupportedType, seen)
-}
 
 // Caps of the OFD check. OFD.xml is a small index; the total bounds the
 // work per upload and what a later reader of the archive would unpack.

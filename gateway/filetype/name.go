@@ -1,4 +1,4 @@
-package gateway
+package filetype
 
 import (
 	"errors"
@@ -8,13 +8,13 @@ import (
 	"unicode/utf8"
 )
 
-// ErrBadFilename is wrapped by every SafeFilename rejection.
-var ErrBadFilename = errors.New("invalid file name")
+// ErrBadName is wrapped by every CleanName rejection.
+var ErrBadName = errors.New("invalid file name")
 
 // maxFilenameBytes is the usual file-system limit for one path element.
 const maxFilenameBytes = 255
 
-// SafeFilename reduces a client-supplied file name to a base name that is
+// CleanName reduces a client-supplied file name to a base name that is
 // safe to store, show and put into a bundle: the last element after any /
 // or \ (so "../../x", "C:\x\y.pdf" and "/abs/x.pdf" lose their paths),
 // without control or invisible formatting characters (NUL, newlines,
@@ -22,9 +22,9 @@ const maxFilenameBytes = 255
 // surrounding space. Chinese and other scripts are kept. It rejects invalid
 // UTF-8, names that end up empty or made of dots only, and names longer
 // than 255 bytes.
-func SafeFilename(name string) (string, error) {
+func CleanName(name string) (string, error) {
 	if !utf8.ValidString(name) {
-		return "", fmt.Errorf("%w: not valid UTF-8", ErrBadFilename)
+		return "", fmt.Errorf("%w: not valid UTF-8", ErrBadName)
 	}
 	name = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
@@ -38,9 +38,9 @@ func SafeFilename(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	switch {
 	case strings.Trim(name, ".") == "":
-		return "", fmt.Errorf("%w: empty or only dots", ErrBadFilename)
+		return "", fmt.Errorf("%w: empty or only dots", ErrBadName)
 	case len(name) > maxFilenameBytes:
-		return "", fmt.Errorf("%w: longer than 255 bytes", ErrBadFilename)
+		return "", fmt.Errorf("%w: longer than 255 bytes", ErrBadName)
 	}
 	return name, nil
 }

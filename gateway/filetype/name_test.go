@@ -1,4 +1,4 @@
-package gateway
+package filetype
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-func TestSafeFilename(t *testing.T) {
+func TestCleanName(t *testing.T) {
 	tests := []struct {
 		in, want string // want "" means rejected
 	}{
@@ -51,17 +51,17 @@ func TestSafeFilename(t *testing.T) {
 		{".hidden", ".hidden"},
 	}
 	for _, tt := range tests {
-		got, err := SafeFilename(tt.in)
+		got, err := CleanName(tt.in)
 		if got != tt.want || (tt.want == "") != (err != nil) {
-			t.Errorf("SafeFilename(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("CleanName(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
-		if err != nil && !errors.Is(err, ErrBadFilename) {
-			t.Errorf("SafeFilename(%q): error %v does not wrap ErrBadFilename", tt.in, err)
+		if err != nil && !errors.Is(err, ErrBadName) {
+			t.Errorf("CleanName(%q): error %v does not wrap ErrBadName", tt.in, err)
 		}
 	}
 }
 
-func FuzzSafeFilename(f *testing.F) {
+func FuzzCleanName(f *testing.F) {
 	for _, s := range []string{
 		"申请书.pdf", "../../etc/passwd", `..\..\boot.ini`, "/abs/x.pdf", "a\x00b.pdf",
 		`C:\x\y.pdf`, "invoice\u202efdp.exe", "..", "bad\xff.pdf", "",
@@ -69,9 +69,9 @@ func FuzzSafeFilename(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		out, err := SafeFilename(in)
+		out, err := CleanName(in)
 		if err != nil {
-			if out != "" || !errors.Is(err, ErrBadFilename) {
+			if out != "" || !errors.Is(err, ErrBadName) {
 				t.Fatalf("%q: %q, %v", in, out, err)
 			}
 			return
@@ -85,7 +85,7 @@ func FuzzSafeFilename(f *testing.F) {
 				t.Fatalf("%q -> %q keeps %U", in, out, r)
 			}
 		}
-		if again, err := SafeFilename(out); err != nil || again != out {
+		if again, err := CleanName(out); err != nil || again != out {
 			t.Fatalf("not idempotent: %q -> %q -> %q, %v", in, out, again, err)
 		}
 	})
