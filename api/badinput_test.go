@@ -538,7 +538,7 @@ func TestBadInputFilenames(t *testing.T) {
 		Materials []struct{ Kind, Filename string }
 	}
 	json.Unmarshal(body, &p)
-	want := map[string]string{"application_form": "x.pdf", "address_proof": "addr.pdf", "appointments": "passwd"}
+	want := map[string]string{"application_form": "x.pdf", "address_proof": "addr.pdf", "appointments": "passwd.pdf"} // a PDF keeps .pdf
 	for _, mat := range p.Materials {
 		if w, ok := want[mat.Kind]; ok && mat.Filename != w {
 			t.Errorf("%s stored as %q, want %q", mat.Kind, mat.Filename, w)

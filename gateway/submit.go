@@ -320,7 +320,9 @@ func (g *Gateway) receiveFiles(ctx context.Context, mr *multipart.Reader, want m
 			return nil, err
 		}
 		notePart(ctx, kind, part.FileName(), ref.SHA256)
-		ref.Filename = w.filename
+		if ref.Filename, err = filetype.Name(w.filename, ref.ContentType); err != nil {
+			return nil, fieldError(ErrInvalid, kind, "file name: %v", err)
+		}
 		got[kind] = ref
 	}
 	for kind := range want {
@@ -560,7 +562,9 @@ func (g *Gateway) receiveSupplement(ctx context.Context, mr *multipart.Reader, i
 			return nil, nil, err
 		}
 		notePart(ctx, kind, part.FileName(), ref.SHA256)
-		ref.Filename = name
+		if ref.Filename, err = filetype.Name(name, ref.ContentType); err != nil {
+			return nil, nil, fieldError(ErrInvalid, kind, "file name: %v", err)
+		}
 		refs[kind] = ref
 		order = append(order, kind)
 		if len(order) > g.cfg.Limits.MaxMaterials {
