@@ -552,7 +552,7 @@ func TestBadInputFilenames(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if cd := resp.Header.Get("Content-Disposition"); resp.StatusCode != 200 || cd != "attachment; filename*=UTF-8''x.pdf" {
+	if cd := resp.Header.Get("Content-Disposition"); resp.StatusCode != 200 || cd != `attachment; filename="x.pdf"; filename*=UTF-8''x.pdf` {
 		t.Errorf("material download: %d, Content-Disposition %q", resp.StatusCode, cd)
 	}
 
