@@ -195,6 +195,6 @@ func TestHostileOFD(t *testing.T) {
 	}
 	code, body := e.Do("GET", "/v1/packets?box=outbox", azOrigin, nil, "")
 	if code != http.StatusOK || strings.Contains(string(body), `"id"`) {
-		t.Errorf("outbox after refusals: %d %s", code, body)
+		t.Errorf("outbox after refusals: %d %.300s", code, body)
 	}
 }

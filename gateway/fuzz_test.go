@@ -5,7 +5,7 @@ package gateway
 // fast and never fuzzes. To fuzz every target in the repository for a
 // minute each (one target per `go test -fuzz`), from the module root:
 //
-//	for pkg in ./gateway ./gateway/bundle ./ledger; do
+//	for pkg in ./gateway ./gateway/filetype ./gateway/bundle ./ledger; do
 //		for name in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 //			go test -run '^$' -fuzz "^$name\$" -fuzztime 1m -fuzzminimizetime 5s "$pkg" || exit 1
 //		done
