@@ -8,6 +8,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,8 @@ func TestOFDCheckerHostile(t *testing.T) {
 		{"duplicate names differing in case", buildZip(t, ofd, doc, entry{name: "doc_0/document.XML", data: docXML, method: zip.Deflate}), ErrNotOFD, "twice"},
 		{"encrypted", buildZip(t, ofd, entry{name: "Doc_0/a.bin", data: []byte("xx"), method: zip.Store, raw: true, flags: 1}), ErrNotOFD, "encrypted"},
 		{"lying size", lyingBomb(), ErrZipBomb, "declared"},
+		{"right-to-left override in a name", buildZip(t, ofd, entry{name: "Doc_0/x\u202egnp.exe", data: []byte("MZ"), method: zip.Deflate}), ErrNotOFD, "formatting"},
+		{"symbolic link", symlinkZip(t), ErrNotOFD, "symbolic link"},
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, tt := range tests {
@@ -148,4 +151,21 @@ func TestOFDCheckerLyingSizeStopsEarly(t *testing.T) {
 	if werr == nil || fed > len(z)/2 {
 		t.Errorf("refused after %d of %d bytes (Write error %v)", fed, len(z), werr)
 	}
+}
+
+// symlinkZip holds an OFD and a symbolic link pointing out of the archive.
+func symlinkZip(t *testing.T) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("OFD.xml")
+	w.Write([]byte(ofdXML))
+	h := &zip.FileHeader{Name: "Doc_0/Res", Method: zip.Deflate}
+	h.SetMode(os.ModeSymlink | 0o777)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("/etc"))
+	zw.Close()
+	return buf.Bytes()
 }

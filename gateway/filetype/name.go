@@ -22,15 +22,6 @@ var extensions = map[string][]string{
 	PNG:  {".png"},
 }
 
-// Extension returns the usual file extension of a content type, "" for
-// one this package does not detect.
-func Extension(contentType string) string {
-	if e := extensions[contentType]; len(e) > 0 {
-		return e[0]
-	}
-	return ""
-}
-
 // lookAlikeDots are characters drawn like a full stop: in a name they make
 // "invoice\u2024pdf.exe" (U+2024, one dot leader) look like a PDF. They become "_".
 var lookAlikeDots = map[rune]bool{

@@ -29,8 +29,9 @@ import (
 //     zip64 end record and locator, the end record, its comment, and EOF;
 //   - every central record matches one local entry (name, method, CRC,
 //     sizes, offset) and every local entry has one central record;
-//   - names are relative, UTF-8, without backslash, colon, control
-//     characters, empty, "." or ".." segments, and unique ignoring case;
+//   - names are relative, UTF-8, without backslash, colon, control or
+//     format characters, empty, "." or ".." segments, and unique ignoring
+//     case;
 //     no symbolic links;
 //   - no encryption; methods store and deflate only;
 //   - every entry is inflated and its CRC checked; an entry that inflates
@@ -328,8 +329,8 @@ func (w *zipWalker) checkName(name string) error {
 		return notOFD("entry name %.64q contains a backslash", name)
 	case name[0] == '/' || strings.ContainsRune(name, ':'):
 		return notOFD("entry name %.64q is absolute or names a drive or stream", name)
-	case strings.ContainsFunc(name, unicode.IsControl):
-		return notOFD("entry name %.64q contains control characters", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }):
+		return notOFD("entry name %.64q contains control or invisible formatting characters", name)
 	}
 	for seg := range strings.SplitSeq(strings.TrimSuffix(name, "/"), "/") {
 		if seg == "" || seg == "." || seg == ".." {
