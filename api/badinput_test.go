@@ -566,7 +566,7 @@ func TestBadInputFilenames(t *testing.T) {
 		Materials []struct{ Kind, Filename string }
 	}
 	json.Unmarshal(body, &p)
-	want := map[string]string{"application_form": "x.pdf", "address_proof": "addr.pdf", "appointments": "passwd"}
+	want := map[string]string{"application_form": "x.pdf", "address_proof": "addr.pdf", "appointments": "passwd.pdf"} // a PDF keeps .pdf
 	for _, mat := range p.Materials {
 		if w, ok := want[mat.Kind]; ok && mat.Filename != w {
 			t.Errorf("%s stored as %q, want %q", mat.Kind, mat.Filename, w)
@@ -580,7 +580,7 @@ func TestBadInputFilenames(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if cd := resp.Header.Get("Content-Disposition"); resp.StatusCode != 200 || cd != "attachment; filename*=UTF-8''x.pdf" {
+	if cd := resp.Header.Get("Content-Disposition"); resp.StatusCode != 200 || cd != `attachment; filename="x.pdf"; filename*=UTF-8''x.pdf` {
 		t.Errorf("material download: %d, Content-Disposition %q", resp.StatusCode, cd)
 	}
 

@@ -7,7 +7,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -147,7 +146,7 @@ func (s *server) material(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Type", ref.ContentType)
 	h.Set("Content-Length", strconv.FormatInt(ref.Size, 10))
-	h.Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(ref.Filename))
+	h.Set("Content-Disposition", contentDisposition(ref.Filename))
 	h.Set("X-Content-SHA256", ref.SHA256)
 	c.Status(http.StatusOK)
 	if _, err := io.Copy(c.Writer, rc); err != nil {
@@ -163,7 +162,7 @@ func (s *server) bundle(c *gin.Context) {
 	id := c.Param("id")
 	h := c.Writer.Header()
 	h.Set("Content-Type", "application/zip")
-	h.Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
+	h.Set("Content-Disposition", contentDisposition(id+".zip"))
 	if err := s.g.WriteBundle(c.Request.Context(), principal(c), id, c.Writer); err != nil {
 		if !c.Writer.Written() { // nothing sent yet: a proper error answer
 			h.Del("Content-Type")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"tongban/gateway/filetype"
 )
 
 // Catalog lists the service items (事项) a gateway accepts packets for.
@@ -35,7 +37,7 @@ type TimeLimit struct {
 
 // Material is one document of a packet. Kind is the stable machine name used
 // as the multipart form name; Types lists the content types accepted, as
-// detected from the bytes (see DetectHead), never as declared by the client.
+// detected from the bytes (see filetype.DetectHead), never as declared by the client.
 type Material struct {
 	Kind     string   `json:"kind"`
 	Name     string   `json:"name"` // Chinese name
@@ -45,13 +47,16 @@ type Material struct {
 	MaxBytes int64    `json:"max_bytes"`
 }
 
-// Content types a material may have.
+// Content types a material may have (see package filetype).
 const (
-	TypePDF  = "application/pdf"
-	TypeOFD  = "application/ofd"
-	TypeJPEG = "image/jpeg"
-	TypePNG  = "image/png"
+	TypePDF  = filetype.PDF
+	TypeOFD  = filetype.OFD
+	TypeJPEG = filetype.JPEG
+	TypePNG  = filetype.PNG
 )
+
+// ErrUnsupportedType is a file of a type the material does not take (415).
+var ErrUnsupportedType = filetype.ErrUnsupported
 
 // DefaultMaxBytes is the size cap of a material that sets none.
 const DefaultMaxBytes = 20 << 20

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"tongban/gateway/filetype"
 )
 
 func TestDefaultCatalog(t *testing.T) {
@@ -143,7 +145,7 @@ func TestCatalogLookup(t *testing.T) {
 		t.Fatalf("Item(ENT-SETUP) = %v, %v", it, ok)
 	}
 	m, ok := it.Material("articles")
-	if !ok || !m.Accepts(TypeOFD) || m.Accepts(TypeZIP) || m.Accepts("text/html") {
+	if !ok || !m.Accepts(TypeOFD) || m.Accepts(filetype.ZIP) || m.Accepts("text/html") {
 		t.Errorf("articles: %+v", m)
 	}
 	// Lookups return pointers into the catalogue.
@@ -242,7 +244,7 @@ func TestCatalogValidate(t *testing.T) {
 		{"duplicate kind", func(c *Catalog) { c.Items[0].Materials[1].Kind = c.Items[0].Materials[0].Kind }, "duplicate material kind"},
 		{"empty kind", func(c *Catalog) { c.Items[0].Materials[1].Kind = "" }, "empty kind"},
 		{"unknown type", func(c *Catalog) { c.Items[0].Materials[0].Types = append(c.Items[0].Materials[0].Types, "text/html") }, `unknown content type "text/html"`},
-		{"zip type", func(c *Catalog) { c.Items[0].Materials[0].Types = []string{TypeZIP} }, "unknown content type"},
+		{"zip type", func(c *Catalog) { c.Items[0].Materials[0].Types = []string{filetype.ZIP} }, "unknown content type"},
 		{"no types", func(c *Catalog) { c.Items[0].Materials[0].Types = nil }, "no content types"},
 		{"zero size", func(c *Catalog) { c.Items[0].Materials[0].MaxBytes = 0 }, "max_bytes must be positive"},
 		{"negative size", func(c *Catalog) { c.Items[0].Materials[0].MaxBytes = -1 }, "max_bytes must be positive"},

@@ -5,7 +5,7 @@ package gateway
 // fast and never fuzzes. To fuzz every target in the repository for a
 // minute each (one target per `go test -fuzz`), from the module root:
 //
-//	for pkg in ./gateway ./gateway/bundle ./ledger; do
+//	for pkg in ./gateway ./gateway/filetype ./gateway/bundle ./ledger; do
 //		for name in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 //			go test -run '^$' -fuzz "^$name\$" -fuzztime 1m -fuzzminimizetime 5s "$pkg" || exit 1
 //		done
@@ -19,6 +19,7 @@ package gateway
 // regression seed.
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -35,6 +36,7 @@ import (
 	"strings"
 	"testing"
 
+	"tongban/gateway/filetype"
 	"tongban/gateway/ident"
 	"tongban/ledger"
 	"tongban/storage"
@@ -214,7 +216,7 @@ func FuzzManifest(f *testing.F) {
 			if w.mat == nil || w.mat.Kind != kind {
 				t.Fatalf("material %q expected as %+v", kind, w.mat)
 			}
-			if name, err := SafeFilename(w.filename); err != nil || name != w.filename {
+			if name, err := filetype.CleanName(w.filename); err != nil || name != w.filename {
 				t.Fatalf("material %q: unsafe file name %q", kind, w.filename)
 			}
 			if w.sha256 != "" && !storage.ValidSHA256(w.sha256) {
@@ -237,7 +239,7 @@ func submissionSeeds(tb testing.TB) [][]byte {
 	consent := fuzzPart{name: "consent_form", filename: "consent.pdf", data: []byte(seedConsent)}
 	id := fuzzPart{name: "applicant_id", filename: "id.pdf", data: []byte(seedID)}
 	valid := fuzzBody(tb, manifest, consent, id)
-	ofd := buildZip(tb, entry{name: "OFD.xml", data: []byte(ofdXML), method: 8})
+	ofd := minimalOFD(tb)
 	declared := fmt.Sprintf(`{"item":"RES-HPF-PROOF","destination":"wujiang-window",`+
 		`"applicant":{"type":"person","name":"张三","id":"310118199003070016"},`+
 		`"materials":[{"kind":"consent_form","filename":"consent.pdf","sha256":%q},{"kind":"applicant_id","filename":"id.ofd","sha256":%q}]}`,
@@ -329,9 +331,9 @@ func checkSubmitted(t *testing.T, g *Gateway, p *Packet, body []byte, idem *Idem
 		if int64(len(b)) != ref.Size || hexSHA256(b) != ref.SHA256 {
 			t.Fatalf("material %s: stored %d bytes hashing to %s, recorded %d bytes %s", ref.Kind, len(b), hexSHA256(b), ref.Size, ref.SHA256)
 		}
-		typ, err := DetectHead(b[:min(len(b), 512)])
-		if typ == TypeZIP {
-			typ, err = TypeOFD, walkBytes(b)
+		typ, err := filetype.DetectHead(b[:min(len(b), 512)])
+		if typ == filetype.ZIP {
+			typ, err = TypeOFD, checkOFD(b)
 		}
 		mat, ok := item.Material(ref.Kind)
 		if err != nil || typ != ref.ContentType || !ok || !mat.Accepts(typ) {
@@ -420,4 +422,28 @@ func FuzzFingerprintMultipart(f *testing.F) {
 			t.Fatalf("re-encoded with another boundary: %q, %v; first %q\n%q", again, err, sum, strings.ReplaceAll(buf.String(), other, "B"))
 		}
 	})
+}
+
+// checkOFD runs a whole file through an OFD checker.
+func checkOFD(b []byte) error {
+	c := filetype.NewOFDChecker()
+	c.Write(b)
+	return c.Close()
+}
+
+// minimalOFD is a ZIP holding only an OFD.xml.
+func minimalOFD(tb testing.TB) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("OFD.xml")
+	if err == nil {
+		_, err = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><ofd:OFD xmlns:ofd="http://www.ofdspec.org/2016" Version="1.0"/>`))
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
 }

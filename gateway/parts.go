@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 
+	"tongban/gateway/filetype"
 	"tongban/storage"
 )
 
@@ -66,13 +67,13 @@ type expected struct {
 
 // expectedFrom checks the materials a manifest lists against item and
 // returns the file parts to expect; what is wrong goes into bad. A kind
-// listed twice is refused, as is a file name SafeFilename rejects.
+// listed twice is refused, as is a file name filetype.CleanName rejects.
 func expectedFrom(item *Item, ms []materialInput, bad fields) map[string]expected {
 	want := map[string]expected{}
 	listed := map[string]bool{}
 	for i, mi := range ms {
 		path := fmt.Sprintf("materials[%d]", i)
-		name, err := SafeFilename(mi.Filename)
+		name, err := filetype.CleanName(mi.Filename)
 		if err != nil && mi.Filename != "" { // an empty one is reported as required
 			bad.add(path+".filename", "%v", err)
 		}
@@ -101,7 +102,7 @@ func expectedFrom(item *Item, ms []materialInput, bad fields) map[string]expecte
 // first (if not nil), then the rest of ps. It returns the stored materials
 // by kind and the kinds in the order they came. A part must be one of
 // want (else unknown says why not), come once, and carry a file name that
-// SafeFilename accepts and that matches the manifest's, if it gave one.
+// filetype.CleanName accepts and that matches the manifest's, if it gave one.
 // A part that breaks a rule is refused (422) before any of its bytes are
 // stored; whatever was stored before is left to the collector, and the
 // caller records nothing.
@@ -146,7 +147,7 @@ func (g *Gateway) receivePart(ctx context.Context, up *upload, part *Part, want 
 	if part.Filename == "" {
 		return MaterialRef{}, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
 	}
-	name, err := SafeFilename(part.Filename)
+	name, err := filetype.CleanName(part.Filename)
 	if err != nil {
 		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name: %v", err)
 	}
@@ -158,7 +159,9 @@ func (g *Gateway) receivePart(ctx context.Context, up *upload, part *Part, want 
 		return MaterialRef{}, err
 	}
 	up.idem.notePart(kind, part.Filename, ref.SHA256)
-	ref.Filename = name
+	if ref.Filename, err = filetype.Name(name, ref.ContentType); err != nil {
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name: %v", err)
+	}
 	return ref, nil
 }
 
@@ -202,17 +205,17 @@ func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field 
 		}
 		return MaterialRef{}, fieldError(ErrInvalid, field, "the file is empty")
 	}
-	typ, err := DetectHead(head)
+	typ, err := filetype.DetectHead(head)
 	if err != nil {
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "%v; accepted: %s", err, strings.Join(mat.Types, ", "))
 	}
-	var ofd *OFDChecker
+	var ofd *filetype.OFDChecker
 	var src io.Reader = br
-	if typ == TypeZIP {
+	if typ == filetype.ZIP {
 		if !mat.Accepts(TypeOFD) {
 			return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive is accepted only as OFD, which %q does not take; accepted: %s", mat.Kind, strings.Join(mat.Types, ", "))
 		}
-		typ, ofd = TypeOFD, NewOFDChecker()
+		typ, ofd = TypeOFD, filetype.NewOFDChecker()
 		defer ofd.Close()
 		src = io.TeeReader(br, ofd)
 	}
@@ -220,7 +223,7 @@ func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field 
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
 	}
 	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared})
-	if ofd != nil && (err == nil || errors.Is(err, ErrNotOFD) || errors.Is(err, ErrZipBomb)) {
+	if ofd != nil && (err == nil || errors.Is(err, filetype.ErrNotOFD) || errors.Is(err, filetype.ErrZipBomb)) {
 		// The checker's verdict as it is, not as wrapped by the store.
 		err = ofd.Close()
 	}
@@ -235,9 +238,9 @@ func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field 
 	switch {
 	case err == nil:
 		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, ContentType: typ}, nil
-	case errors.Is(err, ErrNotOFD):
+	case errors.Is(err, filetype.ErrNotOFD):
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive that is not an OFD document: %v", err)
-	case errors.Is(err, ErrZipBomb):
+	case errors.Is(err, filetype.ErrZipBomb):
 		return MaterialRef{}, fieldError(ErrInvalid, field, "the OFD document is malformed: %v", err)
 	case errors.Is(err, storage.ErrTooLarge):
 		return MaterialRef{}, fieldError(ErrTooLarge, field, "larger than the %d bytes allowed for %q", mat.MaxBytes, mat.Kind)

@@ -1,4 +1,4 @@
-package gateway
+package filetype
 
 import (
 	"archive/zip"
@@ -8,50 +8,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"io"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-func TestDetectHead(t *testing.T) {
-	tests := []struct {
-		head string
-		want string
-		seen string // part of the error message when unsupported
-	}{
-		{"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", TypePDF, ""},
-		{"\xff\xd8\xff\xe0\x00\x10JFIF\x00", TypeJPEG, ""},
-		{"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", TypePNG, ""},
-		{"PK\x03\x04\x14\x00\x08\x00", TypeZIP, ""},
-		{"%PDF-1.4\nPK\x03\x04", TypePDF, ""}, // polyglot: the head decides
-		{"<!DOCTYPE html><html><body>", "", "text/html"},
-		{"  <html>", "", "text/html"},
-		{"GIF89a\x01\x00\x01\x00", "", "image/gif"},
-		{"hello, world\n", "", "text/plain"},
-		{"\x00\x01\x02\x03\x04\x05\x06\x07", "", "unrecognised binary data"},
-		{"PK\x05\x06\x00\x00\x00\x00", "", ""}, // empty zip: nothing to check
-		{"%PDF", "", ""},
-		{"\x89PNG\r\n\x1a", "", ""},
-		{"", "", "empty"},
-	}
-	for _, tt := range tests {
-		got, err := DetectHead([]byte(tt.head))
-		if got != tt.want {
-			t.Errorf("DetectHead(%q) = %q, %v; want %q", tt.head, got, err, tt.want)
-		}
-		if tt.want != "" {
-			if err != nil {
-				t.Errorf("DetectHead(%q): %v", tt.head, err)
-			}
-			continue
-		}
-		if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), tt.seen) {
-			t.Errorf("DetectHead(%q) error = %v, want ErrUnsupportedType naming %q", tt.head, err, tt.seen)
-		}
-	}
-}
 
 const ofdXML = `<?xml version="1.0" encoding="UTF-8"?>
 <ofd:OFD xmlns:ofd="http://www.ofdspec.org/2016" Version="1.0" DocType="OFD">
@@ -179,7 +143,7 @@ func TestOFDCheckerAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			z := buildZip(t, tt.entries...)
-			if typ, err := DetectHead(z[:min(len(z), 512)]); typ != TypeZIP {
+			if typ, err := DetectHead(z[:min(len(z), 512)]); typ != ZIP {
 				t.Fatalf("DetectHead = %q, %v", typ, err)
 			}
 			for range 20 {
@@ -209,12 +173,12 @@ func TestOFDCheckerRejects(t *testing.T) {
 		{"empty OFD.xml", buildZip(t, entry{name: "OFD.xml", method: zip.Deflate}), ErrNotOFD, "not XML"},
 		{"nested OFD.xml", buildZip(t, entry{name: "Doc_0/OFD.xml", data: []byte(ofdXML), method: zip.Deflate}), ErrNotOFD, "no OFD.xml"},
 		{"lower case", buildZip(t, entry{name: "ofd.xml", data: []byte(ofdXML), method: zip.Deflate}), ErrNotOFD, "no OFD.xml"},
-		{"leading slash", buildZip(t, entry{name: "/OFD.xml", data: []byte(ofdXML), method: zip.Deflate}), ErrNotOFD, "no OFD.xml"},
-		{"two OFD.xml", buildZip(t, ofd, ofd), ErrNotOFD, "more than one"},
+		{"leading slash", buildZip(t, entry{name: "/OFD.xml", data: []byte(ofdXML), method: zip.Deflate}), ErrNotOFD, "absolute"},
+		{"two OFD.xml", buildZip(t, ofd, ofd), ErrNotOFD, "twice"},
 		{"store with data descriptor", buildZip(t, entry{name: "OFD.xml", data: []byte(ofdXML), method: zip.Store}), ErrNotOFD, "cannot be walked"},
 		{"encrypted", buildZip(t, entry{name: "a.bin", data: []byte("xx"), method: zip.Store, raw: true, flags: 1}, ofd), ErrNotOFD, "encrypted"},
 		{"unknown method for OFD.xml", buildZip(t, entry{name: "OFD.xml", data: []byte(ofdXML), method: 12, raw: true}), ErrNotOFD, "method 12"},
-		{"empty zip", buildZip(t), ErrNotOFD, "no OFD.xml"},
+		{"empty zip", buildZip(t), ErrNotOFD, "no entries"},
 		{"empty input", nil, ErrNotOFD, "truncated"},
 		{"text", []byte("hello, world"), ErrNotOFD, "unexpected record"},
 		{"pdf polyglot", append([]byte("%PDF-1.7\n"), buildZip(t, ofd)...), ErrNotOFD, "unexpected record"},
@@ -275,7 +239,7 @@ func TestOFDCheckerZipBomb(t *testing.T) {
 }
 
 // TestOFDCheckerStopsEarly: a rejection shows up as a Write error before the
-// end of a long upload, and after acceptance further Writes are discarded.
+// end of a long upload.
 func TestOFDCheckerStopsEarly(t *testing.T) {
 	bad := buildZip(t,
 		entry{name: "OFD.xml", data: []byte(`<html/>`), method: zip.Deflate},
@@ -296,20 +260,16 @@ func TestOFDCheckerStopsEarly(t *testing.T) {
 		t.Errorf("Close = %v, Write said %v", err, werr)
 	}
 
+	// Bytes after the end record are refused: acceptance waits for the end.
 	good := buildZip(t, entry{name: "OFD.xml", data: []byte(ofdXML), method: zip.Deflate})
 	c = NewOFDChecker()
 	if n, err := c.Write(good); err != nil || n != len(good) {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
-	junk := make([]byte, 1<<20) // anything after the central directory is not read
-	if n, err := c.Write(junk); err != nil || n != len(junk) {
-		t.Errorf("Write after acceptance = %d, %v", n, err)
-	}
-	if err := c.Close(); err != nil {
-		t.Errorf("Close = %v", err)
-	}
-	if n, err := c.Write(junk); err != nil || n != len(junk) {
-		t.Errorf("Write after Close = %d, %v", n, err)
+	junk := make([]byte, 1<<20)
+	_, werr = c.Write(junk)
+	if err := c.Close(); !errors.Is(err, ErrNotOFD) || werr != nil && werr != err {
+		t.Errorf("Close = %v, Write = %v; want data after the end refused", err, werr)
 	}
 }
 
@@ -320,8 +280,8 @@ func TestOFDCheckerCloseWithoutWrite(t *testing.T) {
 	}
 }
 
-// TestOFDCheckerTruncated cuts a valid OFD at every byte before the central
-// directory: all prefixes must be rejected.
+// TestOFDCheckerTruncated cuts a valid OFD at every byte: all prefixes must
+// be rejected.
 func TestOFDCheckerTruncated(t *testing.T) {
 	for _, z := range [][]byte{
 		buildZip(t, entry{name: "Doc_0/Document.xml", data: docXML, method: zip.Deflate},
@@ -329,9 +289,8 @@ func TestOFDCheckerTruncated(t *testing.T) {
 		buildZip(t, entry{name: "OFD.xml", data: []byte(ofdXML), method: zip.Deflate, raw: true},
 			entry{name: "Doc_0/Document.xml", data: docXML, method: zip.Store, raw: true}),
 	} {
-		cd := int(binary.LittleEndian.Uint32(z[len(z)-6:])) // EOCD: offset of the central directory
 		rng := rand.New(rand.NewPCG(7, 8))
-		for n := 0; n < cd+4; n++ {
+		for n := 0; n < len(z); n++ {
 			if err := check(t, z[:n], rng); !errors.Is(err, ErrNotOFD) {
 				t.Fatalf("prefix of %d/%d bytes: %v", n, len(z), err)
 			}
@@ -374,8 +333,66 @@ func descriptorBytes(sig, wide bool, crc uint32, csize, usize uint64) []byte {
 	return binary.LittleEndian.AppendUint32(b, uint32(usize))
 }
 
-// centralStub stands for the central directory, where the walk stops.
-var centralStub = []byte("PK\x01\x02 rest of the central directory")
+// hand is a hand-written entry: its local record as it is in the archive
+// and what its central record says.
+type hand struct {
+	local        []byte
+	name         string
+	method       uint16
+	crc          uint32
+	csize, usize uint64
+}
+
+// handZip appends a central directory and an end record (zip64 ones too if
+// asked) to hand-written entries.
+func handZip(zip64 bool, entries ...hand) []byte {
+	le := binary.LittleEndian
+	var out, dir []byte
+	for _, e := range entries {
+		c := le.AppendUint32(nil, sigCentral)
+		c = le.AppendUint16(c, 45)
+		c = le.AppendUint16(c, 45)
+		c = le.AppendUint16(c, 0) // flags
+		c = le.AppendUint16(c, e.method)
+		c = le.AppendUint32(c, 0) // time, date
+		c = le.AppendUint32(c, e.crc)
+		c = le.AppendUint32(c, uint32(e.csize))
+		c = le.AppendUint32(c, uint32(e.usize))
+		c = le.AppendUint16(c, uint16(len(e.name)))
+		c = le.AppendUint32(c, 0) // extra, comment
+		c = le.AppendUint32(c, 0) // disk, internal attributes
+		c = le.AppendUint32(c, 0) // external attributes
+		c = le.AppendUint32(c, uint32(len(out)))
+		dir = append(dir, append(c, e.name...)...)
+		out = append(out, e.local...)
+	}
+	cd := len(out)
+	out = append(out, dir...)
+	count, size, offset := uint16(len(entries)), uint32(len(dir)), uint32(cd)
+	if zip64 {
+		at := len(out)
+		out = le.AppendUint32(out, sigEnd64)
+		out = le.AppendUint64(out, 44)
+		out = le.AppendUint32(out, 45<<16|45)
+		out = le.AppendUint64(out, 0) // disks
+		out = le.AppendUint64(out, uint64(len(entries)))
+		out = le.AppendUint64(out, uint64(len(entries)))
+		out = le.AppendUint64(out, uint64(len(dir)))
+		out = le.AppendUint64(out, uint64(cd))
+		out = le.AppendUint32(out, sigLocator64)
+		out = le.AppendUint32(out, 0)
+		out = le.AppendUint64(out, uint64(at))
+		out = le.AppendUint32(out, 1)
+		count, size, offset = 0xffff, 0xffffffff, 0xffffffff
+	}
+	out = le.AppendUint32(out, sigEnd)
+	out = le.AppendUint32(out, 0) // disks
+	out = le.AppendUint16(out, count)
+	out = le.AppendUint16(out, count)
+	out = le.AppendUint32(out, size)
+	out = le.AppendUint32(out, offset)
+	return le.AppendUint16(out, 0)
+}
 
 func TestOFDCheckerHandWritten(t *testing.T) {
 	x := []byte(ofdXML)
@@ -388,33 +405,44 @@ func TestOFDCheckerHandWritten(t *testing.T) {
 		return binary.LittleEndian.AppendUint64(b, c)
 	}
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-	dd := func(sig, wide bool) []byte {
-		return cat(localEntry("OFD.xml", 8, 8, 0, 0, 0, nil, xc), descriptorBytes(sig, wide, xcrc, uint64(len(xc)), uint64(len(x))))
+	ofd := func(local ...[]byte) hand {
+		return hand{local: cat(local...), name: "OFD.xml", method: 8, crc: xcrc, csize: uint64(len(xc)), usize: uint64(len(x))}
+	}
+	dd := func(sig, wide bool) hand {
+		return ofd(localEntry("OFD.xml", 8, 8, 0, 0, 0, nil, xc), descriptorBytes(sig, wide, xcrc, uint64(len(xc)), uint64(len(x))))
 	}
 	// An empty deflated entry with an 8-byte-size descriptor also parses as a
 	// 4-byte one; only the record that follows tells them apart.
-	empty64 := cat(localEntry("a", 8, 8, 0, 0, 0, nil, emptyc), descriptorBytes(true, true, 0, uint64(len(emptyc)), 0))
+	empty64 := hand{local: cat(localEntry("a", 8, 8, 0, 0, 0, nil, emptyc), descriptorBytes(true, true, 0, uint64(len(emptyc)), 0)),
+		name: "a", method: 8, csize: uint64(len(emptyc))}
+	good := handZip(false, dd(true, false))
 	tests := []struct {
 		name string
 		data []byte
 		want error
 	}{
-		{"descriptor with signature", cat(dd(true, false), centralStub), nil},
-		{"descriptor without signature", cat(dd(false, false), centralStub), nil},
-		{"zip64 descriptor", cat(dd(true, true), centralStub), nil},
-		{"zip64 descriptor without signature", cat(dd(false, true), centralStub), nil},
-		{"zip64 descriptor of an empty entry", cat(empty64, dd(true, false), centralStub), nil},
-		{"end record right after", cat(dd(true, false), []byte("PK\x05\x06")), nil},
-		{"zip64 extra sizes", cat(localEntry("OFD.xml", 0, 8, xcrc, max32, max32, zip64(uint64(len(x)), uint64(len(xc))), xc), centralStub), nil},
-		{"zip64 marker without extra", cat(localEntry("OFD.xml", 0, 8, xcrc, max32, max32, nil, xc), centralStub), ErrZipBomb},
-		{"wrong descriptor", cat(localEntry("OFD.xml", 8, 8, 0, 0, 0, nil, xc), descriptorBytes(true, false, xcrc+1, uint64(len(xc)), uint64(len(x))), centralStub), ErrNotOFD},
-		{"missing descriptor", cat(localEntry("OFD.xml", 8, 8, 0, 0, 0, nil, xc), centralStub), ErrNotOFD},
-		{"wrong CRC", cat(localEntry("OFD.xml", 0, 8, xcrc^1, uint32(len(xc)), uint32(len(x)), nil, xc), centralStub), ErrNotOFD},
-		{"wrong size", cat(localEntry("OFD.xml", 0, 8, xcrc, uint32(len(xc)), uint32(len(x)-1), nil, xc), centralStub), ErrNotOFD},
-		{"stored sizes differ", cat(localEntry("OFD.xml", 0, 0, xcrc, uint32(len(x)), uint32(len(x)+1), nil, x), centralStub), ErrNotOFD},
-		{"corrupt deflate", cat(localEntry("OFD.xml", 8, 8, 0, 0, 0, nil, []byte{0xff, 0xff, 0xff}), centralStub), ErrNotOFD},
-		{"bad record", cat(dd(true, false), []byte("PK\x09\x09")), ErrNotOFD},
-		{"no central directory", dd(true, false), ErrNotOFD},
+		{"descriptor with signature", good, nil},
+		{"descriptor without signature", handZip(false, dd(false, false)), nil},
+		{"zip64 descriptor", handZip(false, dd(true, true)), nil},
+		{"zip64 descriptor without signature", handZip(false, dd(false, true)), nil},
+		{"zip64 descriptor of an empty entry", handZip(false, empty64, dd(true, false)), nil},
+		{"zip64 end records", handZip(true, dd(true, false)), nil},
+		{"zip64 extra sizes", handZip(false, ofd(localEntry("OFD.xml", 0, 8, xcrc, max32, max32, zip64(uint64(len(x)), uint64(len(xc))), xc))), nil},
+		{"zip64 marker without extra", handZip(false, ofd(localEntry("OFD.xml", 0, 8, xcrc, max32, max32, nil, xc))), ErrZipBomb},
+		{"wrong descriptor", handZip(false, ofd(localEntry("OFD.xml", 8, 8, 0, 0, 0, nil, xc), descriptorBytes(true, false, xcrc+1, uint64(len(xc)), uint64(len(x))))), ErrNotOFD},
+		{"missing descriptor", handZip(false, ofd(localEntry("OFD.xml", 8, 8, 0, 0, 0, nil, xc))), ErrNotOFD},
+		{"wrong CRC", handZip(false, ofd(localEntry("OFD.xml", 0, 8, xcrc^1, uint32(len(xc)), uint32(len(x)), nil, xc))), ErrNotOFD},
+		{"declared size too small", handZip(false, ofd(localEntry("OFD.xml", 0, 8, xcrc, uint32(len(xc)), uint32(len(x)-1), nil, xc))), ErrZipBomb},
+		{"declared size too large", handZip(false, ofd(localEntry("OFD.xml", 0, 8, xcrc, uint32(len(xc)), uint32(len(x)+1), nil, xc))), ErrNotOFD},
+		{"compressed data shorter than the entry", handZip(false, ofd(localEntry("OFD.xml", 0, 8, xcrc, uint32(len(xc)+3), uint32(len(x)), nil, append(bytes.Clone(xc), 1, 2, 3)))), ErrNotOFD},
+		{"stored sizes differ", handZip(false, ofd(localEntry("OFD.xml", 0, 0, xcrc, uint32(len(x)), uint32(len(x)+1), nil, x))), ErrNotOFD},
+		{"corrupt deflate", handZip(false, ofd(localEntry("OFD.xml", 8, 8, 0, 0, 0, nil, []byte{0xff, 0xff, 0xff}))), ErrNotOFD},
+		{"central size differs", handZip(false, hand{local: dd(true, false).local, name: "OFD.xml", method: 8, crc: xcrc, csize: uint64(len(xc)), usize: 1000}), ErrNotOFD},
+		{"bad record", cat(dd(true, false).local, []byte("PK\x09\x09")), ErrNotOFD},
+		{"junk between entries", handZip(false, hand{local: cat(empty64.local, []byte("junk"))}, dd(true, false)), ErrNotOFD},
+		{"no central directory", dd(true, false).local, ErrNotOFD},
+		{"end record cut short", good[:len(good)-1], ErrNotOFD},
+		{"one byte more", append(bytes.Clone(good), 0), ErrNotOFD},
 	}
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, tt := range tests {
@@ -430,7 +458,7 @@ func TestOFDCheckerHandWritten(t *testing.T) {
 // walkBytes runs the walker directly, so that a panic fails the fuzz test
 // instead of being turned into a rejection.
 func walkBytes(data []byte) error {
-	return (&zipWalker{r: bufio.NewReader(bytes.NewReader(data))}).walk()
+	return walkOFD(bufio.NewReader(bytes.NewReader(data)))
 }
 
 func FuzzOFDChecker(f *testing.F) {
@@ -466,5 +494,37 @@ func FuzzOFDChecker(f *testing.F) {
 		if (direct == nil) != (streamed == nil) || errors.Is(direct, ErrZipBomb) != errors.Is(streamed, ErrZipBomb) {
 			t.Fatalf("direct %v, streamed %v", direct, streamed)
 		}
+		if direct == nil {
+			agreesWithArchiveZip(t, data)
+		}
 	})
+}
+
+// agreesWithArchiveZip checks an accepted archive with archive/zip, which
+// reads from the central directory: it must open, hold OFD.xml, name only
+// local paths, and every entry must read back whole.
+func agreesWithArchiveZip(t *testing.T, data []byte) {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatalf("accepted, but archive/zip refuses it: %v", err)
+	}
+	sawOFD := false
+	for _, f := range zr.File {
+		if !filepath.IsLocal(f.Name) || strings.Contains(f.Name, `\`) {
+			t.Fatalf("accepted with entry name %q", f.Name)
+		}
+		sawOFD = sawOFD || f.Name == "OFD.xml"
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatalf("accepted, but entry %q does not open: %v", f.Name, err)
+		}
+		n, err := io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil || uint64(n) != f.UncompressedSize64 {
+			t.Fatalf("accepted, but entry %q reads %d bytes, %v", f.Name, n, err)
+		}
+	}
+	if !sawOFD {
+		t.Fatal("accepted without an OFD.xml archive/zip can see")
+	}
 }
