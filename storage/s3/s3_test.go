@@ -379,3 +379,32 @@ func TestPutMemory(t *testing.T) {
 		t.Errorf("heap grew by %.1f MiB during a Put, want < 64 MiB", float64(growth)/MiB)
 	}
 }
+
+// TestPutMemoryConcurrentSmall bounds the heap that many small Puts of
+// unknown length hold at once: each must not take a whole part buffer.
+func TestPutMemoryConcurrentSmall(t *testing.T) {
+	const clients, size = 32, 200 << 10
+	srv := s3test.Start(t)
+	s := newStore(t, srv, "", 0)
+	errs := make(chan error, clients)
+	growth := storagetest.HeapGrowth(func() {
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Go(func() {
+				_, err := s.Put(context.Background(), storagetest.Data(uint64(70+i), size), storage.PutOptions{Size: -1})
+				errs <- err
+			})
+		}
+		wg.Wait()
+	})
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("heap growth during %d concurrent Puts of %d KiB: %.1f MiB", clients, size>>10, float64(growth)/MiB)
+	if growth >= 256*MiB {
+		t.Errorf("heap grew by %.1f MiB during %d concurrent small Puts, want < 256 MiB", float64(growth)/MiB, clients)
+	}
+}
