@@ -8,7 +8,9 @@
 // its end cannot be uploaded under its name. Two layouts follow:
 //
 //   - A stream that fits in one part (PartSize, 16 MiB by default) is read
-//     into memory, hashed, and stored by a single PUT at "sha256/<digest>".
+//     into memory, hashed, and stored by a single PUT at "sha256/<digest>",
+//     conditional on the key being absent (If-None-Match: *): one request
+//     for a new object, and a 412 for one already stored.
 //   - A longer stream is uploaded in parts to "blob/<random id>"; once it is
 //     complete and hashed, "sha256/<digest>" is written as an empty pointer
 //     object whose metadata names the blob and its size.
@@ -48,6 +50,8 @@ const (
 	DefaultPartSize = 16 << 20
 	MinPartSize     = 5 << 20 // S3's minimum for every part but the last
 	maxPartSize     = 5 << 30
+
+	DefaultMaxBufferMemory = 512 << 20
 )
 
 // Key layout inside the bucket.
@@ -73,6 +77,11 @@ type Config struct {
 	// largest object stored with a single PUT. A Put holds at most two parts
 	// in memory. 0 means DefaultPartSize; at least MinPartSize.
 	PartSize int64
+	// MaxBufferMemory bounds the buffers all Puts hold at once; a Put that
+	// would exceed it waits. 0 means DefaultMaxBufferMemory; at least two
+	// parts. It can be exceeded by at most one Put's two parts, to keep
+	// Puts that each hold part of it from waiting on each other forever.
+	MaxBufferMemory int64
 	// MaxRetries bounds minio-go's retries of a failed request, with
 	// exponential backoff (0: minio-go's default, 10). It sets how long a
 	// call keeps trying before it reports ErrUnavailable.
@@ -85,7 +94,8 @@ type Store struct {
 	core     *minio.Core
 	bucket   string
 	partSize int64
-	bufs     sync.Pool // []byte of partSize, as *[]byte
+	bufs     []sync.Pool // *[]byte by size class, smallest first; see readPart
+	mem      *budget
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -117,8 +127,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage/s3: %w", err)
 	}
-	s := &Store{client: client, core: &minio.Core{Client: client}, bucket: cfg.Bucket, partSize: partSize}
-	s.bufs.New = func() any { b := make([]byte, partSize); return &b }
+	maxMem := cfg.MaxBufferMemory
+	if maxMem == 0 {
+		maxMem = DefaultMaxBufferMemory
+	}
+	if maxMem < 2*partSize {
+		return nil, fmt.Errorf("storage/s3: buffer memory %d below two parts (%d)", maxMem, 2*partSize)
+	}
+	s := &Store{client: client, core: &minio.Core{Client: client}, bucket: cfg.Bucket, partSize: partSize, mem: newBudget(maxMem)}
+	s.bufs = make([]sync.Pool, bufClasses(partSize))
+	for c := range s.bufs {
+		size := s.bufSize(c)
+		s.bufs[c].New = func() any { b := make([]byte, size); return &b }
+	}
 
 	exists, err := client.BucketExists(ctx, cfg.Bucket)
 	if err != nil {

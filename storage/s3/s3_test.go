@@ -120,8 +120,8 @@ func corrupt(t *testing.T, srv *s3test.Server, s *Store, sum string) {
 }
 
 // TestLayout checks which streams are stored whole under their name and
-// which as a blob and a pointer, around the boundaries of the first read
-// and of a part.
+// which as a blob and a pointer, around the boundaries of the buffer
+// classes and of a part.
 func TestLayout(t *testing.T) {
 	srv := s3test.Start(t)
 	s := newStore(t, srv, "", MinPartSize)
@@ -129,9 +129,13 @@ func TestLayout(t *testing.T) {
 		size    int64
 		pointer bool
 	}{
-		{firstRead - 1, false},
-		{firstRead, false},
-		{firstRead + 1, false},
+		{minBuf - 1, false},
+		{minBuf, false},
+		{minBuf + 1, false},
+		{minBuf * bufGrowth, false},
+		{minBuf*bufGrowth + 1, false},
+		{4 * MiB, false}, // the largest class below a part
+		{4*MiB + 1, false},
 		{MinPartSize - 1, false},
 		{MinPartSize, true}, // a full first part: multipart, with one part
 		{MinPartSize + 1, true},
