@@ -16,8 +16,8 @@ import (
 // scan hold one object. An object is garbage when no ledger entry names it
 // (an upload that failed half-way, a packet refused after its files were
 // stored) and it is older than a grace period. Requests claim the objects
-// they store until their entry is durable, so the collector never takes an
-// object an entry is about to name.
+// they store, before the store publishes them, until their entry is
+// durable, so the collector never takes an object an entry is about to name.
 
 type claimsKey struct{}
 
@@ -41,9 +41,11 @@ func (g *Gateway) claimObjects(ctx context.Context) (context.Context, func()) {
 	}
 }
 
-// claim protects a just-stored object from the collector, and makes sure
-// the collector did not take it in the instant before: an identical old
-// object may have been garbage until this request stored it again.
+// claim protects an object from the collector. It is the store's
+// BeforePublish hook, so it runs before the store looks for an existing
+// copy or publishes this one: a collector that deleted an identical old
+// object just before is answered by the publication, and one that comes
+// after sees the claim. No check of the store is needed afterwards.
 func (g *Gateway) claim(ctx context.Context, digest string) error {
 	c, _ := ctx.Value(claimsKey{}).(*claims)
 	if c == nil {
@@ -56,13 +58,12 @@ func (g *Gateway) claim(ctx context.Context, digest string) error {
 	}
 	g.inflightMu.Unlock()
 	c.digests = append(c.digests, digest)
-	if _, err := g.cfg.Store.Stat(ctx, digest); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("%w: object %s was collected while being stored; retry", ErrUnavailable, digest)
-		}
-		return storageErr(err)
-	}
 	return nil
+}
+
+// claimHook is claim as a storage.PutOptions.BeforePublish for ctx's request.
+func (g *Gateway) claimHook(ctx context.Context) func(string) error {
+	return func(digest string) error { return g.claim(ctx, digest) }
 }
 
 // objectRef is where the ledger names an object first.

@@ -360,7 +360,7 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 	if !mat.Accepts(typ) {
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
 	}
-	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared})
+	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared, BeforePublish: g.claimHook(ctx)})
 	if ofd != nil && (err == nil || errors.Is(err, ErrNotOFD) || errors.Is(err, ErrZipBomb)) {
 		// The checker's verdict as it is, not as wrapped by the store.
 		err = ofd.Close()
@@ -369,9 +369,6 @@ func (g *Gateway) storeFile(ctx context.Context, r io.Reader, field string, mat 
 		// The client's body broke off or exceeded the upload cap
 		// (*http.MaxBytesError, 413): not a fault of the gateway.
 		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, cr.err)
-	}
-	if err == nil {
-		err = g.claim(ctx, info.SHA256)
 	}
 	switch {
 	case err == nil:
@@ -411,10 +408,7 @@ func (g *Gateway) storeManifest(ctx context.Context, m *Manifest) (string, error
 	if err != nil {
 		return "", err
 	}
-	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b))})
-	if err == nil {
-		err = g.claim(ctx, info.SHA256)
-	}
+	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), BeforePublish: g.claimHook(ctx)})
 	if err != nil {
 		return "", storageErr(err)
 	}
