@@ -20,6 +20,15 @@
 // object once more: measured on VersityGW it made uploads about 0.6x as fast
 // as a plain upload, against the 0.85x required.
 //
+// # Memory
+//
+// A Put reads its stream into a pooled buffer of 64 KiB and moves to one
+// four times larger each time it fills, up to a part: a small document
+// holds about its own size, a long stream two parts. All Puts together
+// hold at most Config.MaxBufferMemory (plus one Put's two parts, so that
+// Puts each holding some of it never wait on each other forever); a Put
+// that would exceed it waits before reading more of its stream.
+//
 // Every part and single PUT carries an x-amz-checksum-sha256 header, so the
 // server verifies the bytes it receives as well; reads are verified by the
 // client while streaming.
@@ -45,7 +54,8 @@ import (
 
 // Part sizes. The default bounds a Put's memory to two parts (32 MiB)
 // whatever the stream's length; minio-go's own default for an unknown
-// length would allocate 537 MiB per upload.
+// length would allocate 537 MiB per upload. DefaultMaxBufferMemory bounds
+// all Puts' buffers together.
 const (
 	DefaultPartSize = 16 << 20
 	MinPartSize     = 5 << 20 // S3's minimum for every part but the last

@@ -412,3 +412,39 @@ func TestPutMemoryConcurrentSmall(t *testing.T) {
 		t.Errorf("heap grew by %.1f MiB during %d concurrent small Puts, want < 256 MiB", float64(growth)/MiB, clients)
 	}
 }
+
+// TestRequestsPerSmallObject counts the requests a Put of a stream that
+// fits in a part sends: one, whether the object is new or stored already.
+func TestRequestsPerSmallObject(t *testing.T) {
+	srv := s3test.Start(t)
+	target, _ := url.Parse("http://" + srv.Endpoint)
+	if srv.Secure {
+		target.Scheme = "https"
+	}
+	var requests atomic.Int64
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed by the client
+		requests.Add(1)
+	}}
+	ps := httptest.NewServer(proxy)
+	defer ps.Close()
+	s := newStore(t, srv, strings.TrimPrefix(ps.URL, "http://"), MinPartSize)
+	for _, c := range []struct {
+		name string
+		opts storage.PutOptions
+	}{
+		{"new", storage.PutOptions{}},
+		{"stored", storage.PutOptions{}},
+		{"stored, declared", storage.PutOptions{SHA256: storagetest.Sum(52, 300<<10)}},
+	} {
+		requests.Store(0)
+		info, err := s.Put(t.Context(), storagetest.Data(52, 300<<10), c.opts)
+		if err != nil || info.Size != 300<<10 {
+			t.Fatalf("%s: Put = %+v, %v", c.name, info, err)
+		}
+		if n := requests.Load(); n != 1 {
+			t.Errorf("%s: Put of a small object sent %d requests, want 1", c.name, n)
+		}
+	}
+}
