@@ -88,9 +88,10 @@ type Config struct {
 	// in memory. 0 means DefaultPartSize; at least MinPartSize.
 	PartSize int64
 	// MaxBufferMemory bounds the buffers all Puts hold at once; a Put that
-	// would exceed it waits. 0 means DefaultMaxBufferMemory; at least two
-	// parts. It can be exceeded by at most one Put's two parts, to keep
-	// Puts that each hold part of it from waiting on each other forever.
+	// would exceed it waits. At least two parts; 0 means
+	// DefaultMaxBufferMemory, or two parts if more. It can be exceeded by at
+	// most one Put's two parts, so that Puts each holding some of it never
+	// wait on each other forever.
 	MaxBufferMemory int64
 	// MaxRetries bounds minio-go's retries of a failed request, with
 	// exponential backoff (0: minio-go's default, 10). It sets how long a
@@ -139,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	maxMem := cfg.MaxBufferMemory
 	if maxMem == 0 {
-		maxMem = DefaultMaxBufferMemory
+		maxMem = max(DefaultMaxBufferMemory, 2*partSize)
 	}
 	if maxMem < 2*partSize {
 		return nil, fmt.Errorf("storage/s3: buffer memory %d below two parts (%d)", maxMem, 2*partSize)
