@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -12,7 +13,10 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"testing/iotest"
 
 	"github.com/minio/minio-go/v7"
 
@@ -68,50 +72,94 @@ var pdfBlock = func() []byte {
 // pdfStream is a PDF-looking file of n bytes, generated as it is read:
 // "%PDF-1.7\n", then copies of pdfBlock, each MiB stamped with the seed and
 // its offset, so that every stream, and every MiB of it, is distinct (the
-// store deduplicates, which would make a repeated upload free). It keeps
-// one MiB in memory whatever n, so the client side streams.
+// store deduplicates, which would make a repeated upload free). It reads
+// pdfBlock in place and keeps only the stamped head of the current MiB, so
+// a stream costs a few dozen bytes whatever n: the figures are the server's.
 type pdfStream struct {
 	seed   uint64
 	n, off int64
-	cur    []byte
+	head   [stampLen]byte // the current MiB's first bytes, stamped
 }
 
+const stampLen = 32
+
 func newPDFStream(seed uint64, n int64) *pdfStream {
-	return &pdfStream{seed: seed, n: n, cur: make([]byte, len(pdfBlock))}
+	return &pdfStream{seed: seed, n: n}
+}
+
+// next returns the bytes from off to the end of the current MiB (or of the
+// stream): the stamped head, or pdfBlock itself past it. The slice is only
+// read from.
+func (r *pdfStream) next() []byte {
+	i := int(r.off % int64(len(pdfBlock)))
+	end := min(int64(len(pdfBlock)), int64(i)+r.n-r.off)
+	if i >= stampLen {
+		return pdfBlock[i:end]
+	}
+	copy(r.head[:], pdfBlock)
+	binary.LittleEndian.PutUint64(r.head[16:], r.seed)
+	binary.LittleEndian.PutUint64(r.head[24:], uint64(r.off-int64(i)))
+	if r.off-int64(i) == 0 {
+		copy(r.head[:], "%PDF-1.7\n")
+	}
+	return r.head[i:min(stampLen, end)]
 }
 
 func (r *pdfStream) Read(p []byte) (int, error) {
 	if r.off >= r.n {
 		return 0, io.EOF
 	}
-	i := int(r.off % int64(len(r.cur)))
-	if i == 0 {
-		copy(r.cur, pdfBlock)
-		binary.LittleEndian.PutUint64(r.cur[16:], r.seed)
-		binary.LittleEndian.PutUint64(r.cur[24:], uint64(r.off))
-		if r.off == 0 {
-			copy(r.cur, "%PDF-1.7\n")
-		}
+	var n int
+	for n < len(p) && r.off < r.n {
+		m := copy(p[n:], r.next())
+		n += m
+		r.off += int64(m)
 	}
-	n := copy(p[:min(int64(len(p)), r.n-r.off)], r.cur[i:])
-	r.off += int64(n)
 	return n, nil
 }
 
-// WriteTo hands out whole MiB blocks, so that io.Copy writes in large pieces.
+// WriteTo hands out pdfBlock's own memory in large pieces, without a buffer.
 func (r *pdfStream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	buf := make([]byte, len(r.cur))
-	for {
-		n, err := r.Read(buf)
-		if err == io.EOF {
-			return total, nil
-		}
-		m, err := w.Write(buf[:n])
+	for r.off < r.n {
+		m, err := w.Write(r.next())
 		total += int64(m)
+		r.off += int64(m)
 		if err != nil {
 			return total, err
 		}
+	}
+	return total, nil
+}
+
+// TestPDFStream checks the generator against a plain construction of the
+// same bytes, through small odd reads and through WriteTo.
+func TestPDFStream(t *testing.T) {
+	const n = 2<<20 + 1000
+	want := make([]byte, 0, n)
+	for off := 0; off < n; off += len(pdfBlock) {
+		blk := bytes.Clone(pdfBlock)
+		binary.LittleEndian.PutUint64(blk[16:], 9)
+		binary.LittleEndian.PutUint64(blk[24:], uint64(off))
+		if off == 0 {
+			copy(blk, "%PDF-1.7\n")
+		}
+		want = append(want, blk[:min(len(blk), n-off)]...)
+	}
+	got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(newPDFStream(9, n), 40)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd, err := io.ReadAll(struct{ io.Reader }{newPDFStream(9, n)}) // ReadAll's growing buffers: odd sizes
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, newPDFStream(9, n)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want[:40]) || !bytes.Equal(odd, want) || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatal("pdfStream generated other bytes than its definition")
 	}
 }
 
@@ -207,7 +255,9 @@ func submitLarge(tb testing.TB, e *apitest.Env, seed uint64, size int64, src io.
 //   - large: one 256 MiB material, streamed by the client;
 //   - raw-s3: the same bytes put by plain minio-go (unknown length, 16 MiB
 //     parts, as the S3 driver uses), the bound for large;
-//   - small: packets of 4 files of 200 KiB, in packets/s.
+//   - small: packets of 4 files of 200 KiB, in packets/s, one client;
+//   - small-raw: the same objects put by plain minio-go, the bound for small;
+//   - small-32, small-raw-32: the same with 32 clients at once.
 func BenchmarkSubmit(b *testing.B) {
 	srv := s3test.Start(b)
 	ctx := context.Background()
@@ -239,22 +289,70 @@ func BenchmarkSubmit(b *testing.B) {
 			b.StartTimer()
 		}
 	})
-	b.Run("small", func(b *testing.B) {
-		e := benchEnv(b, srv)
-		kinds := []string{"consent_form", "applicant_id", "application_form", "investor_undertaking"}
-		var seed uint64
+	b.Run("small", func(b *testing.B) { benchSmall(b, benchEnv(b, srv), 1) })
+	b.Run("small-raw", func(b *testing.B) { benchSmallRaw(b, srv, 1) })
+	b.Run("small-32", func(b *testing.B) { benchSmall(b, benchEnv(b, srv), 32) })
+	b.Run("small-raw-32", func(b *testing.B) { benchSmallRaw(b, srv, 32) })
+}
+
+// smallKinds are the materials of a small packet (ENT-DEREG-S), each sent
+// as a file of smallSize bytes; smallManifest is about the size of the
+// manifest the gateway stores with them.
+var smallKinds = []string{"consent_form", "applicant_id", "application_form", "investor_undertaking"}
+
+const smallManifest = 1 << 10
+
+// runClients runs op b.N times in all from clients goroutines (1: the
+// benchmark's own), and reports packets/s.
+func runClients(b *testing.B, clients int, op func()) {
+	if clients == 1 {
 		for b.Loop() {
-			files := make([]benchFile, len(kinds))
-			for i, k := range kinds {
-				seed++
-				files[i] = benchFile{k, k + ".pdf", newPDFStream(seed, smallSize)}
-			}
-			p := streamSubmit(b, e, "ENT-DEREG-S", "qingpu-amr", benchEnterprise, files)
-			if len(p.Materials) != len(kinds) {
-				b.Fatalf("packet stored as %+v", p.Materials)
-			}
+			op()
 		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+	} else {
+		b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				op()
+			}
+		})
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
+
+// benchSmall submits packets of 4 files of 200 KiB through the API, from
+// clients clients at once. Every file is new to the store.
+func benchSmall(b *testing.B, e *apitest.Env, clients int) {
+	var seed atomic.Uint64
+	runClients(b, clients, func() {
+		files := make([]benchFile, len(smallKinds))
+		for i, k := range smallKinds {
+			files[i] = benchFile{k, k + ".pdf", newPDFStream(seed.Add(1), smallSize)}
+		}
+		p := streamSubmit(b, e, "ENT-DEREG-S", "qingpu-amr", benchEnterprise, files)
+		if len(p.Materials) != len(smallKinds) {
+			b.Fatalf("packet stored as %+v", p.Materials)
+		}
+	})
+}
+
+// benchSmallRaw is the floor of benchSmall: the same objects (4 files and
+// a manifest) put by plain minio-go, one PUT each with its length known,
+// serially per client, as an application storing them itself would.
+func benchSmallRaw(b *testing.B, srv *s3test.Server, clients int) {
+	c, bucket := srv.Client(), srv.NewBucket(b)
+	var seed atomic.Uint64
+	put := func(r io.Reader, n int64) {
+		key := fmt.Sprint("raw/", seed.Add(1))
+		if _, err := c.PutObject(context.Background(), bucket, key, r, n, minio.PutObjectOptions{ContentType: "application/pdf"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runClients(b, clients, func() {
+		for range smallKinds {
+			put(newPDFStream(seed.Add(1), smallSize), smallSize)
+		}
+		put(newPDFStream(seed.Add(1), smallManifest), smallManifest)
 	})
 }
 

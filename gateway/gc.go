@@ -16,8 +16,8 @@ import (
 // scan hold one object. An object is garbage when no ledger entry names it
 // (an upload that failed half-way, a packet refused after its files were
 // stored) and it is older than a grace period. Requests claim the objects
-// they store until their entry is durable, so the collector never takes an
-// object an entry is about to name.
+// they store, before the store publishes them, until their entry is
+// durable, so the collector never takes an object an entry is about to name.
 
 // claims are the objects one request has stored and not yet recorded. The
 // request passes them down to where it stores objects.
@@ -40,10 +40,12 @@ func (g *Gateway) claimObjects() (*claims, func()) {
 	}
 }
 
-// claim protects a just-stored object from the collector, and makes sure
-// the collector did not take it in the instant before: an identical old
-// object may have been garbage until this request stored it again.
-func (g *Gateway) claim(ctx context.Context, c *claims, digest string) error {
+// claim protects an object from the collector. It is the store's
+// BeforePublish hook, so it runs before the store looks for an existing
+// copy or publishes this one: a collector that deleted an identical old
+// object just before is answered by the publication, and one that comes
+// after sees the claim. No check of the store is needed afterwards.
+func (g *Gateway) claim(c *claims, digest string) error {
 	g.inflightMu.Lock()
 	g.inflight[digest]++
 	if g.claimedDuringGC != nil {
@@ -51,13 +53,12 @@ func (g *Gateway) claim(ctx context.Context, c *claims, digest string) error {
 	}
 	g.inflightMu.Unlock()
 	c.digests = append(c.digests, digest)
-	if _, err := g.cfg.Store.Stat(ctx, digest); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("%w: object %s was collected while being stored; retry", ErrUnavailable, digest)
-		}
-		return storageErr(err)
-	}
 	return nil
+}
+
+// hook is claim as a storage.PutOptions.BeforePublish for a request's claims.
+func (c *claims) hook(g *Gateway) func(string) error {
+	return func(digest string) error { return g.claim(c, digest) }
 }
 
 // objectRef is where the ledger names an object first.

@@ -222,7 +222,7 @@ func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field 
 	if !mat.Accepts(typ) {
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
 	}
-	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared})
+	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared, BeforePublish: up.claims.hook(g)})
 	if ofd != nil && (err == nil || errors.Is(err, filetype.ErrNotOFD) || errors.Is(err, filetype.ErrZipBomb)) {
 		// The checker's verdict as it is, not as wrapped by the store.
 		err = ofd.Close()
@@ -231,9 +231,6 @@ func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field 
 		// The client's body broke off or exceeded the upload cap
 		// (*http.MaxBytesError, 413): not a fault of the gateway.
 		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, cr.err)
-	}
-	if err == nil {
-		err = g.claim(ctx, up.claims, info.SHA256)
 	}
 	switch {
 	case err == nil:
@@ -273,10 +270,7 @@ func (g *Gateway) storeManifest(ctx context.Context, up *upload, m *Manifest) (s
 	if err != nil {
 		return "", err
 	}
-	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b))})
-	if err == nil {
-		err = g.claim(ctx, up.claims, info.SHA256)
-	}
+	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), BeforePublish: up.claims.hook(g)})
 	if err != nil {
 		return "", storageErr(err)
 	}

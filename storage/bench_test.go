@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -28,15 +29,16 @@ var block = func() []byte {
 
 // blocks is a stream of unknown length (only Read) that costs little to
 // produce: copies of block, each stamped with a seed and its index so that
-// every stream, and every MiB of it, is distinct.
+// every stream, and every MiB of it, is distinct. It reads block in place
+// and keeps only the stamped head of the current MiB.
 type blocks struct {
 	seed   uint64
 	n, off int64
-	cur    []byte
+	head   [16]byte
 }
 
 func newBlocks(seed uint64, n int64) io.Reader {
-	return &blocks{seed: seed, n: n, cur: make([]byte, len(block))}
+	return &blocks{seed: seed, n: n}
 }
 
 func (r *blocks) Read(p []byte) (int, error) {
@@ -44,13 +46,14 @@ func (r *blocks) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	i := int(r.off % int64(len(block)))
-	if i == 0 {
-		copy(r.cur, block)
-		binary.LittleEndian.PutUint64(r.cur[0:], r.seed)
-		binary.LittleEndian.PutUint64(r.cur[8:], uint64(r.off))
+	src := block[i:]
+	if i < len(r.head) {
+		binary.LittleEndian.PutUint64(r.head[0:], r.seed)
+		binary.LittleEndian.PutUint64(r.head[8:], uint64(r.off-int64(i)))
+		src = r.head[i:]
 	}
 	p = p[:min(int64(len(p)), r.n-r.off)]
-	n := copy(p, r.cur[i:])
+	n := copy(p, src)
 	r.off += int64(n)
 	return n, nil
 }
@@ -187,6 +190,39 @@ func BenchmarkPutMemory(b *testing.B) {
 		b.StopTimer()
 		s.Delete(ctx, info.SHA256)
 		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+// BenchmarkPutMemorySmall reports how much the heap grows, at its peak,
+// while 32 streams of 200 KiB and unknown length (as the gateway stores
+// files) are stored on S3 at once with the default part size.
+func BenchmarkPutMemorySmall(b *testing.B) {
+	const clients, size = 32, 200 << 10
+	s := openS3(b, s3test.Start(b))
+	ctx := context.Background()
+	b.SetBytes(clients * size)
+	var peak uint64
+	var seed uint64
+	for b.Loop() {
+		errs := make(chan error, clients)
+		peak = max(peak, storagetest.HeapGrowth(func() {
+			var wg sync.WaitGroup
+			for range clients {
+				seed++
+				wg.Go(func() {
+					_, err := s.Put(ctx, newBlocks(seed, size), storage.PutOptions{Size: -1})
+					errs <- err
+				})
+			}
+			wg.Wait()
+		}))
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 }

@@ -50,7 +50,7 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 type Info struct {
 	SHA256   string // lowercase hex; the object's name
 	Size     int64
-	Modified time.Time // when this copy was stored
+	Modified time.Time // when this copy was stored (from Put, possibly the time of that Put)
 }
 
 // PutOptions are the limits and declarations checked while a stream is stored.
@@ -66,6 +66,14 @@ type PutOptions struct {
 	// SHA256 is an optional declared digest (lowercase hex). A stream that does
 	// not hash to it fails with ErrDigestMismatch and stores nothing.
 	SHA256 string
+	// BeforePublish, if set, is called once with the object's digest before
+	// Put looks for a stored copy or makes this one visible: once the stream
+	// is read and checked, or at the start for a declared SHA256. An error
+	// from it fails the Put, which then stores nothing. A caller that keeps
+	// objects from a concurrent collector claims the digest here: a Delete
+	// that starts after BeforePublish returned cannot remove what a
+	// successful Put reports stored.
+	BeforePublish func(sha256 string) error
 }
 
 // Check validates the options themselves, before any byte is read.

@@ -67,7 +67,14 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 	if err != nil {
 		return storage.Info{}, err
 	}
+	claim := opts.BeforePublish
 	if opts.SHA256 != "" {
+		if claim != nil {
+			if err := claim(opts.SHA256); err != nil {
+				return storage.Info{}, err
+			}
+			claim = nil
+		}
 		// Already stored: verify the stream against the declaration without
 		// writing it again.
 		if info, err := s.Stat(ctx, opts.SHA256); err == nil {
@@ -107,6 +114,11 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 	}
 
 	sum := pr.SHA256()
+	if claim != nil {
+		if err := claim(sum); err != nil {
+			return storage.Info{}, err
+		}
+	}
 	if info, err := s.Stat(ctx, sum); err == nil {
 		os.Remove(tmp) // already stored: keep the existing copy
 		return info, nil

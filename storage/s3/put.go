@@ -19,23 +19,51 @@ import (
 	"tongban/storage"
 )
 
-// firstRead is how much a Put reads before it takes a part buffer, so that
-// the many small documents do not each hold PartSize bytes.
-const firstRead = 64 << 10
+// Buffer classes: a Put reads its stream into a buffer of the smallest
+// class, and moves to the next (4x) as the stream turns out longer, up to
+// a part. The many small documents thus hold little memory each.
+const (
+	minBuf    = 64 << 10
+	bufGrowth = 4
+)
 
 // cleanupTimeout bounds the removal of a failed upload's remains; it runs
 // even when the caller's context is done.
 const cleanupTimeout = 30 * time.Second
 
-// Put implements storage.Store.
+// Put implements storage.Store. A stream that fits in a part costs one
+// request when new: a PUT that succeeds only if the key does not exist.
 func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (info storage.Info, err error) {
 	pr, err := storage.NewPutReader(r, opts)
 	if err != nil {
 		return storage.Info{}, err
 	}
+	claim := opts.BeforePublish
+	if opts.SHA256 != "" && claim != nil {
+		// Before the lookup below, which must not be outdated by a collector.
+		if err := claim(opts.SHA256); err != nil {
+			return storage.Info{}, err
+		}
+		claim = nil
+	}
+	l := s.mem.lease()
+	defer l.release()
+	buf, err := s.readPart(ctx, l, pr)
+	if err != nil {
+		return storage.Info{}, fmt.Errorf("storage/s3: put: %w", err)
+	}
+	defer func() { s.putBuf(buf, err) }()
+	if pr.Done() { // pr only ends with EOF when every check held
+		if claim != nil {
+			if err := claim(pr.SHA256()); err != nil {
+				return storage.Info{}, err
+			}
+		}
+		return s.putSmall(ctx, pr.SHA256(), *buf)
+	}
 	if opts.SHA256 != "" {
-		// Already stored: check the stream against its declaration without
-		// uploading it again.
+		// Already stored: check the rest of the stream against its
+		// declaration without uploading it again.
 		e, err := s.head(ctx, opts.SHA256)
 		if err == nil {
 			if err := pr.Discard(ctx); err != nil {
@@ -47,68 +75,123 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 			return storage.Info{}, err
 		}
 	}
-
-	first := make([]byte, firstRead)
-	n, err := io.ReadFull(pr, first)
-	if err == nil {
-		bp := s.getBuf()
-		defer func() { s.putBuf(bp, err) }()
-		copy(*bp, first)
-		var m int
-		m, err = io.ReadFull(pr, (*bp)[n:])
-		first, n = *bp, n+m
-	}
-	switch err {
-	case io.EOF, io.ErrUnexpectedEOF: // pr only ends with EOF when every check held
-		// A declared digest was looked up above already.
-		info, err = s.putSmall(ctx, pr.SHA256(), first[:n], opts.SHA256 == "")
-	case nil:
-		info, err = s.putLarge(ctx, pr, first)
-	default:
-		err = fmt.Errorf("storage/s3: put: %w", err)
-	}
-	return info, err
+	return s.putLarge(ctx, l, pr, *buf, claim)
 }
 
-// getBuf takes a part buffer from the pool.
-func (s *Store) getBuf() *[]byte { return s.bufs.Get().(*[]byte) }
+// readPart reads the stream into pooled buffers of growing class until it
+// ends or fills a part. The result is a pooled buffer sliced to what was
+// read, whose capacity is on l; if the stream has not ended (!pr.Done())
+// it is a full part.
+func (s *Store) readPart(ctx context.Context, l *lease, pr *storage.PutReader) (*[]byte, error) {
+	var bp *[]byte
+	n := 0
+	for c := 0; c < len(s.bufs); c++ {
+		size := s.bufSize(c)
+		if err := l.grow(ctx, int64(size)); err != nil {
+			if bp != nil {
+				s.putBuf(bp, nil)
+			}
+			return nil, err
+		}
+		nb := s.bufs[c].Get().(*[]byte)
+		if bp != nil {
+			copy(*nb, (*bp)[:n])
+			s.putBuf(bp, nil)
+			l.shrink(int64(cap(*bp)))
+		}
+		bp = nb
+		m, err := io.ReadFull(pr, (*bp)[n:size])
+		n += m
+		switch err {
+		case nil: // full: try the next class
+		case io.EOF, io.ErrUnexpectedEOF:
+			*bp = (*bp)[:n]
+			return bp, nil
+		default:
+			s.putBuf(bp, nil)
+			return nil, err
+		}
+	}
+	return bp, nil // a full part; the stream goes on
+}
 
-// putBuf returns a part buffer to the pool after a successful request only:
-// after a failed one net/http may still be reading it.
+// bufSize is the size of buffers of class c; the last class is a part.
+func (s *Store) bufSize(c int) int {
+	if c == len(s.bufs)-1 {
+		return int(s.partSize)
+	}
+	size := minBuf
+	for range c {
+		size *= bufGrowth
+	}
+	return size
+}
+
+// bufClasses is the number of buffer classes for a part size: sizes
+// minBuf, minBuf*bufGrowth, ... below the part size, then the part size.
+func bufClasses(partSize int64) int {
+	n := 1
+	for size := int64(minBuf); size < partSize; size *= bufGrowth {
+		n++
+	}
+	return n
+}
+
+// getPart takes a part buffer from the pool.
+func (s *Store) getPart() *[]byte { return s.bufs[len(s.bufs)-1].Get().(*[]byte) }
+
+// putBuf returns a buffer to its class's pool after a successful request
+// only: after a failed one net/http may still be reading it.
 func (s *Store) putBuf(bp *[]byte, err error) {
-	if err == nil {
-		s.bufs.Put(bp)
+	if err != nil || bp == nil {
+		return
+	}
+	*bp = (*bp)[:cap(*bp)]
+	for c := range s.bufs {
+		if s.bufSize(c) == cap(*bp) {
+			s.bufs[c].Put(bp)
+			return
+		}
 	}
 }
 
-// putSmall stores a stream that fit in memory with one PUT under its name;
-// lookup says whether to check first that it is not stored already. (A
-// PUT racing another of the same bytes only rewrites identical bytes.)
-func (s *Store) putSmall(ctx context.Context, sum string, data []byte, lookup bool) (storage.Info, error) {
-	if lookup {
-		e, err := s.head(ctx, sum)
-		if err == nil {
-			return e.info, nil // already stored
-		}
-		if !errors.Is(err, storage.ErrNotFound) {
-			return storage.Info{}, err
-		}
-	}
+// putSmall stores a stream that fit in memory with one PUT under its name,
+// on the condition that the key does not exist yet: a 412 means the same
+// bytes are stored already, by an earlier Put or one racing this one.
+// (A server that ignores the condition just rewrites identical bytes.)
+func (s *Store) putSmall(ctx context.Context, sum string, data []byte) (storage.Info, error) {
 	digest, _ := hex.DecodeString(sum)
-	_, err := s.core.PutObject(ctx, s.bucket, objKey(sum), bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{
+	opts := minio.PutObjectOptions{
 		UserMetadata:         map[string]string{"X-Amz-Checksum-Sha256": base64.StdEncoding.EncodeToString(digest)},
 		DisableContentSha256: true, // the checksum header already covers the payload
-	})
-	if err != nil {
+	}
+	opts.SetMatchETagExcept("*")
+	err := s.putIfAbsent(ctx, objKey(sum), data, opts)
+	if err != nil && minio.ToErrorResponse(err).StatusCode != http.StatusPreconditionFailed {
 		return storage.Info{}, fail("put", err)
 	}
-	e, err := s.head(ctx, sum)
-	return e.info, err
+	return storage.Info{SHA256: sum, Size: int64(len(data)), Modified: time.Now()}, nil
+}
+
+// putIfAbsent sends a conditional PUT, retrying while the server answers
+// 409: AWS does while another conditional write of the key is in flight.
+func (s *Store) putIfAbsent(ctx context.Context, key string, data []byte, opts minio.PutObjectOptions) error {
+	for attempt := 1; ; attempt++ {
+		_, err := s.core.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), "", "", opts)
+		if minio.ToErrorResponse(err).StatusCode != http.StatusConflict || attempt == 5 {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // putLarge uploads a stream longer than a part to a new blob, then names it.
-// first is a full part.
-func (s *Store) putLarge(ctx context.Context, pr *storage.PutReader, first []byte) (storage.Info, error) {
+// first is a full part; claim, if not nil, is called before the naming.
+func (s *Store) putLarge(ctx context.Context, l *lease, pr *storage.PutReader, first []byte, claim func(string) error) (storage.Info, error) {
 	id := newBlobID()
 	key := blobKey(id)
 	uploadID, err := s.core.NewMultipartUpload(ctx, s.bucket, key, minio.PutObjectOptions{
@@ -117,7 +200,7 @@ func (s *Store) putLarge(ctx context.Context, pr *storage.PutReader, first []byt
 	if err != nil {
 		return storage.Info{}, fail("put", err)
 	}
-	parts, err := s.uploadParts(ctx, key, uploadID, pr, first)
+	parts, err := s.uploadParts(ctx, l, key, uploadID, pr, first)
 	if err == nil {
 		_, err = s.core.CompleteMultipartUpload(ctx, s.bucket, key, uploadID, parts, minio.PutObjectOptions{})
 		if err != nil {
@@ -131,6 +214,12 @@ func (s *Store) putLarge(ctx context.Context, pr *storage.PutReader, first []byt
 		s.core.AbortMultipartUpload(cctx, s.bucket, key, uploadID) // if it fails, Sweep will
 		return storage.Info{}, err
 	}
+	if claim != nil {
+		if err := claim(pr.SHA256()); err != nil {
+			s.remove(ctx, key)
+			return storage.Info{}, err
+		}
+	}
 	return s.link(ctx, pr.SHA256(), pr.Size(), id)
 }
 
@@ -138,7 +227,7 @@ func (s *Store) putLarge(ctx context.Context, pr *storage.PutReader, first []byt
 // being sent by a second goroutine, the caller's goroutine reads the next
 // one and hashes it twice, into the stream's digest (as it reads) and into
 // the part's checksum. Sending a part thus never waits for a hash.
-func (s *Store) uploadParts(ctx context.Context, key, uploadID string, pr *storage.PutReader, first []byte) ([]minio.CompletePart, error) {
+func (s *Store) uploadParts(ctx context.Context, l *lease, key, uploadID string, pr *storage.PutReader, first []byte) ([]minio.CompletePart, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -146,6 +235,9 @@ func (s *Store) uploadParts(ctx context.Context, key, uploadID string, pr *stora
 		num int
 		buf []byte
 		sum [sha256.Size]byte
+	}
+	if err := l.grow(ctx, s.partSize); err != nil {
+		return nil, fmt.Errorf("storage/s3: put: %w", err)
 	}
 	jobs := make(chan job)
 	free := make(chan []byte, 2) // room for both buffers: the sender never blocks
@@ -166,9 +258,9 @@ func (s *Store) uploadParts(ctx context.Context, key, uploadID string, pr *stora
 		sent <- err
 	}()
 
-	bp := s.getBuf()
-	free <- *bp
 	var err error
+	bp := s.getPart()
+	free <- *bp
 	defer func() { s.putBuf(bp, err) }()
 
 	var readErr error
@@ -237,22 +329,18 @@ func (s *Store) link(ctx context.Context, sum string, size int64, id string) (st
 		s.remove(ctx, blobKey(id))
 		return storage.Info{}, err
 	}
-	opts := minio.PutObjectOptions{UserMetadata: map[string]string{
-		metaBlob: id,
-		metaSize: strconv.FormatInt(size, 10),
-	}}
-	opts.SetMatchETagExcept("*")
-	for attempt := 1; ; attempt++ {
-		_, err = s.core.PutObject(ctx, s.bucket, objKey(sum), bytes.NewReader(nil), 0, "", "", opts)
-		// AWS answers 409 while another conditional write of the key is in flight.
-		if minio.ToErrorResponse(err).StatusCode != http.StatusConflict || attempt == 5 {
-			break
-		}
-		select {
-		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
-		case <-ctx.Done():
-		}
+	opts := minio.PutObjectOptions{
+		UserMetadata: map[string]string{
+			metaBlob: id,
+			metaSize: strconv.FormatInt(size, 10),
+		},
+		// minio-go would sign the empty body as an aws-chunked stream, whose
+		// final chunk VersityGW leaves unread: on a kept-alive connection
+		// the next request then fails with 400.
+		DisableContentSha256: true,
 	}
+	opts.SetMatchETagExcept("*")
+	err = s.putIfAbsent(ctx, objKey(sum), nil, opts)
 	if err != nil && minio.ToErrorResponse(err).StatusCode != http.StatusPreconditionFailed {
 		// The pointer may have been written all the same: leave the blob
 		// for Sweep, which removes it only if nothing names it.

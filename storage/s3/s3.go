@@ -8,7 +8,9 @@
 // its end cannot be uploaded under its name. Two layouts follow:
 //
 //   - A stream that fits in one part (PartSize, 16 MiB by default) is read
-//     into memory, hashed, and stored by a single PUT at "sha256/<digest>".
+//     into memory, hashed, and stored by a single PUT at "sha256/<digest>",
+//     conditional on the key being absent (If-None-Match: *): one request
+//     for a new object, and a 412 for one already stored.
 //   - A longer stream is uploaded in parts to "blob/<random id>"; once it is
 //     complete and hashed, "sha256/<digest>" is written as an empty pointer
 //     object whose metadata names the blob and its size.
@@ -17,6 +19,15 @@
 // alternative, a server-side copy from a temporary key, rewrites every large
 // object once more: measured on VersityGW it made uploads about 0.6x as fast
 // as a plain upload, against the 0.85x required.
+//
+// # Memory
+//
+// A Put reads its stream into a pooled buffer of 64 KiB and moves to one
+// four times larger each time it fills, up to a part: a small document
+// holds about its own size, a long stream two parts. All Puts together
+// hold at most Config.MaxBufferMemory (plus one Put's two parts, so that
+// Puts each holding some of it never wait on each other forever); a Put
+// that would exceed it waits before reading more of its stream.
 //
 // Every part and single PUT carries an x-amz-checksum-sha256 header, so the
 // server verifies the bytes it receives as well; reads are verified by the
@@ -43,11 +54,14 @@ import (
 
 // Part sizes. The default bounds a Put's memory to two parts (32 MiB)
 // whatever the stream's length; minio-go's own default for an unknown
-// length would allocate 537 MiB per upload.
+// length would allocate 537 MiB per upload. DefaultMaxBufferMemory bounds
+// all Puts' buffers together.
 const (
 	DefaultPartSize = 16 << 20
 	MinPartSize     = 5 << 20 // S3's minimum for every part but the last
 	maxPartSize     = 5 << 30
+
+	DefaultMaxBufferMemory = 512 << 20
 )
 
 // Key layout inside the bucket.
@@ -73,6 +87,12 @@ type Config struct {
 	// largest object stored with a single PUT. A Put holds at most two parts
 	// in memory. 0 means DefaultPartSize; at least MinPartSize.
 	PartSize int64
+	// MaxBufferMemory bounds the buffers all Puts hold at once; a Put that
+	// would exceed it waits. At least two parts; 0 means
+	// DefaultMaxBufferMemory, or two parts if more. It can be exceeded by at
+	// most one Put's two parts, so that Puts each holding some of it never
+	// wait on each other forever.
+	MaxBufferMemory int64
 	// MaxRetries bounds minio-go's retries of a failed request, with
 	// exponential backoff (0: minio-go's default, 10). It sets how long a
 	// call keeps trying before it reports ErrUnavailable.
@@ -85,7 +105,8 @@ type Store struct {
 	core     *minio.Core
 	bucket   string
 	partSize int64
-	bufs     sync.Pool // []byte of partSize, as *[]byte
+	bufs     []sync.Pool // *[]byte by size class, smallest first; see readPart
+	mem      *budget
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -117,8 +138,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage/s3: %w", err)
 	}
-	s := &Store{client: client, core: &minio.Core{Client: client}, bucket: cfg.Bucket, partSize: partSize}
-	s.bufs.New = func() any { b := make([]byte, partSize); return &b }
+	maxMem := cfg.MaxBufferMemory
+	if maxMem == 0 {
+		maxMem = max(DefaultMaxBufferMemory, 2*partSize)
+	}
+	if maxMem < 2*partSize {
+		return nil, fmt.Errorf("storage/s3: buffer memory %d below two parts (%d)", maxMem, 2*partSize)
+	}
+	s := &Store{client: client, core: &minio.Core{Client: client}, bucket: cfg.Bucket, partSize: partSize, mem: newBudget(maxMem)}
+	s.bufs = make([]sync.Pool, bufClasses(partSize))
+	for c := range s.bufs {
+		size := s.bufSize(c)
+		s.bufs[c].New = func() any { b := make([]byte, size); return &b }
+	}
 
 	exists, err := client.BucketExists(ctx, cfg.Bucket)
 	if err != nil {

@@ -120,8 +120,8 @@ func corrupt(t *testing.T, srv *s3test.Server, s *Store, sum string) {
 }
 
 // TestLayout checks which streams are stored whole under their name and
-// which as a blob and a pointer, around the boundaries of the first read
-// and of a part.
+// which as a blob and a pointer, around the boundaries of the buffer
+// classes and of a part.
 func TestLayout(t *testing.T) {
 	srv := s3test.Start(t)
 	s := newStore(t, srv, "", MinPartSize)
@@ -129,9 +129,13 @@ func TestLayout(t *testing.T) {
 		size    int64
 		pointer bool
 	}{
-		{firstRead - 1, false},
-		{firstRead, false},
-		{firstRead + 1, false},
+		{minBuf - 1, false},
+		{minBuf, false},
+		{minBuf + 1, false},
+		{minBuf * bufGrowth, false},
+		{minBuf*bufGrowth + 1, false},
+		{4 * MiB, false}, // the largest class below a part
+		{4*MiB + 1, false},
 		{MinPartSize - 1, false},
 		{MinPartSize, true}, // a full first part: multipart, with one part
 		{MinPartSize + 1, true},
@@ -377,5 +381,70 @@ func TestPutMemory(t *testing.T) {
 	t.Logf("heap growth during a %d MiB Put: %.1f MiB", size/MiB, float64(growth)/MiB)
 	if growth >= 64*MiB {
 		t.Errorf("heap grew by %.1f MiB during a Put, want < 64 MiB", float64(growth)/MiB)
+	}
+}
+
+// TestPutMemoryConcurrentSmall bounds the heap that many small Puts of
+// unknown length hold at once: each must not take a whole part buffer.
+func TestPutMemoryConcurrentSmall(t *testing.T) {
+	const clients, size = 32, 200 << 10
+	srv := s3test.Start(t)
+	s := newStore(t, srv, "", 0)
+	errs := make(chan error, clients)
+	growth := storagetest.HeapGrowth(func() {
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Go(func() {
+				_, err := s.Put(context.Background(), storagetest.Data(uint64(70+i), size), storage.PutOptions{Size: -1})
+				errs <- err
+			})
+		}
+		wg.Wait()
+	})
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("heap growth during %d concurrent Puts of %d KiB: %.1f MiB", clients, size>>10, float64(growth)/MiB)
+	if growth >= 256*MiB {
+		t.Errorf("heap grew by %.1f MiB during %d concurrent small Puts, want < 256 MiB", float64(growth)/MiB, clients)
+	}
+}
+
+// TestRequestsPerSmallObject counts the requests a Put of a stream that
+// fits in a part sends: one, whether the object is new or stored already.
+func TestRequestsPerSmallObject(t *testing.T) {
+	srv := s3test.Start(t)
+	target, _ := url.Parse("http://" + srv.Endpoint)
+	if srv.Secure {
+		target.Scheme = "https"
+	}
+	var requests atomic.Int64
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed by the client
+		requests.Add(1)
+	}}
+	ps := httptest.NewServer(proxy)
+	defer ps.Close()
+	s := newStore(t, srv, strings.TrimPrefix(ps.URL, "http://"), MinPartSize)
+	for _, c := range []struct {
+		name string
+		opts storage.PutOptions
+	}{
+		{"new", storage.PutOptions{}},
+		{"stored", storage.PutOptions{}},
+		{"stored, declared", storage.PutOptions{SHA256: storagetest.Sum(52, 300<<10)}},
+	} {
+		requests.Store(0)
+		info, err := s.Put(t.Context(), storagetest.Data(52, 300<<10), c.opts)
+		if err != nil || info.Size != 300<<10 {
+			t.Fatalf("%s: Put = %+v, %v", c.name, info, err)
+		}
+		if n := requests.Load(); n != 1 {
+			t.Errorf("%s: Put of a small object sent %d requests, want 1", c.name, n)
+		}
 	}
 }

@@ -208,7 +208,9 @@ func (s *Server) Restart() {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cmd := exec.Command(s.bin, "--port", s.Endpoint, "posix", s.dir)
+	// Keep-alive as production S3 servers have it: without it every request
+	// opens a new connection, which dominates the cost of small objects.
+	cmd := exec.Command(s.bin, "--port", s.Endpoint, "--keep-alive", "--quiet", "posix", s.dir)
 	cmd.Env = append(cleanEnv(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	s.out = &tailBuffer{}
 	cmd.Stdout, cmd.Stderr = s.out, s.out

@@ -61,6 +61,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Delete", testDelete},
 		{"List", testList},
 		{"Concurrent", testConcurrent},
+		{"BeforePublish", testBeforePublish},
+		{"PutDeleteRace", testPutDeleteRace},
 		{"FailedStream", testFailedStream},
 		{"Ping", testPing},
 	}
@@ -522,6 +524,117 @@ func testFailedStream(t *testing.T, h Harness) {
 		t.Errorf("Put with a context cancelled mid-stream = %v, want context.Canceled", err)
 	}
 	checkEmpty(t, h)
+}
+
+// testBeforePublish checks that the hook sees the digest once, before the
+// object can be found, and that its error fails the Put and stores nothing.
+func testBeforePublish(t *testing.T, h Harness) {
+	for _, size := range []int64{0, 1000, Large} {
+		sum := Sum(15, size)
+		for _, declared := range []string{"", sum} {
+			for _, stored := range []bool{false, true} {
+				if stored {
+					put(t, h.Store, Data(15, size), storage.PutOptions{})
+				}
+				var calls []string
+				visible := false
+				opts := storage.PutOptions{SHA256: declared, BeforePublish: func(d string) error {
+					calls = append(calls, d)
+					_, err := h.Store.Stat(t.Context(), sum)
+					visible = err == nil
+					return nil
+				}}
+				info := put(t, h.Store, Data(15, size), opts)
+				if info.SHA256 != sum || info.Size != size {
+					t.Errorf("Put = %.12s/%d, want %.12s/%d", info.SHA256, info.Size, sum, size)
+				}
+				if len(calls) != 1 || calls[0] != sum {
+					t.Errorf("%d bytes, declared %t, stored %t: BeforePublish called with %.12q, want once with %.12s", size, declared != "", stored, calls, sum)
+				}
+				if visible && !stored {
+					t.Errorf("%d bytes, declared %t: the object was visible before BeforePublish", size, declared != "")
+				}
+				if err := h.Store.Delete(t.Context(), sum); err != nil {
+					t.Fatal(err)
+				}
+
+				refused := errors.New("refused")
+				opts.BeforePublish = func(string) error { return refused }
+				if _, err := h.Store.Put(t.Context(), Data(15, size), opts); !errors.Is(err, refused) {
+					t.Errorf("Put whose BeforePublish failed = %v, want %v", err, refused)
+				}
+				checkEmpty(t, h)
+			}
+		}
+	}
+}
+
+// testPutDeleteRace plays a garbage collector against a Put: Deletes run
+// until the Put's BeforePublish claims the object, and none after. The
+// object must then be there, whole, whether it was stored before or not.
+func testPutDeleteRace(t *testing.T, h Harness) {
+	for _, size := range []int64{1000, Large} {
+		sum := Sum(16, size)
+		for round := range 4 {
+			if round%2 == 0 {
+				put(t, h.Store, Data(16, size), storage.PutOptions{})
+			}
+			var mu sync.Mutex
+			claimed := false
+			collected := make(chan error, 1)
+			returned := make(chan struct{}) // in case a driver never calls BeforePublish
+			go func() {
+				for {
+					mu.Lock()
+					select {
+					case <-returned:
+						claimed = true
+					default:
+					}
+					if claimed {
+						mu.Unlock()
+						collected <- nil
+						return
+					}
+					err := h.Store.Delete(context.Background(), sum)
+					mu.Unlock()
+					if err != nil && !errors.Is(err, storage.ErrNotFound) {
+						collected <- err
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}()
+			opts := storage.PutOptions{BeforePublish: func(string) error {
+				mu.Lock()
+				claimed = true
+				mu.Unlock()
+				return nil
+			}}
+			if round >= 2 {
+				opts.SHA256 = sum
+			}
+			info, err := h.Store.Put(t.Context(), Data(16, size), opts)
+			close(returned)
+			if err != nil {
+				t.Fatalf("Put racing Deletes: %v", err)
+			}
+			if err := <-collected; err != nil {
+				t.Fatalf("Delete racing a Put: %v", err)
+			}
+			if info.SHA256 != sum || info.Size != size {
+				t.Errorf("Put = %.12s/%d, want %.12s/%d", info.SHA256, info.Size, sum, size)
+			}
+			if got, _ := readAll(t, h.Store, sum); got != sum {
+				t.Errorf("read back %.12s after a Put racing Deletes", got)
+			}
+			checkList(t, h.Store, map[string]int64{sum: size})
+			if err := h.Store.Delete(t.Context(), sum); err != nil {
+				t.Fatal(err)
+			}
+			checkEmpty(t, h)
+		}
+	}
 }
 
 type readerFunc func([]byte) (int, error)
