@@ -7,6 +7,27 @@
 // cosignature, and Policy checks the cosignatures on a checkpoint.
 // The package knows checkpoints, consistency proofs and signed notes, and
 // nothing of what the log records.
+//
+// Protocols: C2SP tlog-witness (POST /add-checkpoint), tlog-checkpoint,
+// signed-note, and tlog-cosignature's cosignature/v1 (Ed25519, signature
+// type 0x04, a timestamp in every cosignature).
+//
+// A witness's data directory holds:
+//
+//   - witness.key: its secret key (mode 0600). Lost, the witness needs a
+//     new key, and every verifier's policy must change.
+//   - state.json: for each log, the size and root of the latest checkpoint
+//     it cosigned. It is replaced atomically (write, fsync, rename, fsync
+//     of the directory) before a cosignature leaves the process, so a crash
+//     at any point leaves the old or the new state, and never a state older
+//     than a cosignature given out. A directory with a key and no state is
+//     refused: a witness that forgot what it cosigned could cosign a fork.
+//     Never restore an older copy: the witness could then cosign a second
+//     root for a size it had already cosigned.
+//   - evidence/: checkpoints signed by a log that the witness refused (a
+//     root that differs at a size it cosigned, or a proof that does not
+//     verify). Each may prove the log misbehaved; keep them.
+//   - lock: held while a witness runs, so two never share one state.
 package witness
 
 import (
