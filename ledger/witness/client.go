@@ -88,6 +88,31 @@ func (c *Client) AddCheckpoint(ctx context.Context, witnessURL string, oldSize i
 	return nil, fmt.Errorf("witness %s: %w (%s)", witnessURL, sentinel, short(body))
 }
 
+// Cosign asks the witness to cosign signed, a checkpoint of size size,
+// proving consistency from oldSize, the size the caller believes the
+// witness holds. When the witness holds another size not beyond size (it
+// missed checkpoints, or its answer was lost), Cosign tries once more
+// from that size. prove returns the log's consistency proof between two sizes. A
+// witness ahead of the checkpoint still yields a *BehindError.
+func (c *Client) Cosign(ctx context.Context, witnessURL string, oldSize, size int64, signed []byte,
+	prove func(from, to int64) ([]format.Hash, error)) ([]byte, error) {
+	if oldSize > size {
+		oldSize = 0 // the witness answers with the size it holds
+	}
+	for try := 0; ; try++ {
+		p, err := prove(oldSize, size)
+		if err != nil {
+			return nil, err
+		}
+		cosig, err := c.AddCheckpoint(ctx, witnessURL, oldSize, p, signed)
+		var behind *BehindError
+		if try > 0 || !errors.As(err, &behind) || behind.Size > size {
+			return cosig, err
+		}
+		oldSize = behind.Size
+	}
+}
+
 // checkSignatureLines checks that b is one or more note signature lines.
 func checkSignatureLines(b []byte) error {
 	if len(b) == 0 || b[len(b)-1] != '\n' {

@@ -385,3 +385,68 @@ func TestPolicy(t *testing.T) {
 		t.Fatal("a log's Ed25519 note key accepted as a witness key")
 	}
 }
+
+func TestCosignCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	a := newLog(t, "tongban.test/a", "", "a")
+	_, url := openWitness(t, t.TempDir(), a.l.VerifierKey())
+	a.grow(t, 30)
+	prove := func(from, to int64) ([]ledger.Hash, error) { return a.l.ProveConsistency(from, to) }
+	c := &witness.Client{HTTP: &http.Client{Timeout: 10 * time.Second}}
+	if _, err := c.Cosign(ctx, url, 0, 7, a.cps[7], prove); err != nil {
+		t.Fatal(err)
+	}
+	// The caller believes 3 (say, it restarted); the witness holds 7.
+	if _, err := c.Cosign(ctx, url, 3, 20, a.cps[20], prove); err != nil {
+		t.Fatalf("catch up from a wrong belief: %v", err)
+	}
+	// The caller believes 25 (say, the witness lost an answer); it holds 20.
+	if _, err := c.Cosign(ctx, url, 25, 30, a.cps[30], prove); err != nil {
+		t.Fatalf("catch up from a belief ahead: %v", err)
+	}
+	// A checkpoint older than what the witness holds: behind, with its size.
+	var behind *witness.BehindError
+	if _, err := c.Cosign(ctx, url, 0, 12, a.cps[12], prove); !errors.As(err, &behind) || behind.Size != 30 {
+		t.Fatalf("older checkpoint: %v", err)
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte("old 0\n\ntongban.test/a\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— x AAAA\n"))
+	f.Add([]byte("old 12\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\nx\n"))
+	f.Add([]byte("old 01\n\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		old, proof, signed, err := witness.ParseRequest(body)
+		if err != nil {
+			if !errors.Is(err, witness.ErrMalformed) {
+				t.Fatalf("error not ErrMalformed: %v", err)
+			}
+			return
+		}
+		if again := witness.FormatRequest(old, proof, signed); !bytes.Equal(again, body) {
+			t.Fatalf("round trip:\n%q\n%q", body, again)
+		}
+		p, _ := witness.NewPolicy(nil, 0)
+		p.Check(signed) // must not panic
+	})
+}
+
+func TestCosignBeliefBeyondCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	a := newLog(t, "tongban.test/a", "", "a")
+	_, url := openWitness(t, t.TempDir(), a.l.VerifierKey())
+	a.grow(t, 9)
+	prove := func(from, to int64) ([]ledger.Hash, error) { return a.l.ProveConsistency(from, to) }
+	c := &witness.Client{}
+	if _, err := c.Cosign(ctx, url, 0, 4, a.cps[4], prove); err != nil {
+		t.Fatal(err)
+	}
+	// A caller believing 8 sends a checkpoint of 6: it asks from 0 first.
+	if _, err := c.Cosign(ctx, url, 8, 6, a.cps[6], prove); err != nil {
+		t.Fatalf("belief beyond the checkpoint: %v", err)
+	}
+	var behind *witness.BehindError
+	if _, err := witness.AddCheckpoint(ctx, url, 0, nil, a.cps[1]); !errors.As(err, &behind) || behind.Size != 6 {
+		t.Fatalf("witness holds %v, want 6", err)
+	}
+}
