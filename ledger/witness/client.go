@@ -129,12 +129,12 @@ func checkSignatureLines(b []byte) error {
 // AppendCosignatures returns the signed note with the signature lines in
 // cosigs added, each once (lines it already has are skipped).
 func AppendCosignatures(signed []byte, cosigs ...[]byte) ([]byte, error) {
-	if _, _, err := splitNote(signed); err != nil {
+	_, sigs, err := splitNote(signed)
+	if err != nil {
 		return nil, err
 	}
 	out := bytes.Clone(signed)
 	have := map[string]bool{}
-	_, sigs, _ := splitNote(signed)
 	for _, l := range sigs {
 		have[l] = true
 	}
