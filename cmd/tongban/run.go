@@ -27,6 +27,8 @@ func commands() map[string]command {
 		"gc":     {"gc --data DIR [--grace 24h] [--dry-run]    delete stored objects no ledger entry names", runGC},
 		"health": {"health [--server URL]    exit 0 when the gateway is ready (for container health checks)", runHealth},
 		"token":  {"token new --agency ID --role ROLE    mint a bearer token and its credential line", runToken},
+
+		"witness": {"witness serve --addr A --data DIR --log VKEY... | witness key --data DIR    cosign a log's checkpoints (C2SP tlog-witness)", runWitness},
 	}
 }
 
