@@ -182,17 +182,6 @@ func Open(opts Options) (*Ledger, error) {
 	return l, nil
 }
 
-func (l *Ledger) loadKey() (string, error) {
-	if l.opts.ReadOnly {
-		b, err := os.ReadFile(l.opts.KeyFile)
-		if err != nil {
-			return "", fmt.Errorf("ledger: read key: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return loadOrCreateKey(l.opts.KeyFile, l.opts.Origin)
-}
-
 // load restores the sequencer state after Open and refuses a ledger whose
 // tree no longer matches the checkpoint it last signed, so that it never
 // signs two checkpoints that disagree.
@@ -412,6 +401,13 @@ func (l *Ledger) ByPacket(packet string) ([]*Record, error) {
 		return nil, fmt.Errorf("ledger: entries of packet: %w", err)
 	}
 	return recs, nil
+}
+
+// Record is an entry as stored: its canonical bytes and their leaf hash.
+type Record struct {
+	Entry
+	Raw  []byte
+	Hash Hash
 }
 
 func decodeRecord(raw []byte) (*Record, error) {

@@ -1,7 +1,3 @@
-// Package format holds the ledger's wire formats: canonical entries, their
-// RFC 6962 leaf hashes, C2SP checkpoints and signed notes, and proof checks.
-// It depends on neither Badger nor anything else with state, so offline
-// verifiers (tongban verify) can use it alone.
 package format
 
 import (
