@@ -179,6 +179,7 @@ func (l *Ledger) commit(batch []*appendReq) {
 	l.head = Checkpoint{Origin: l.opts.Origin, Size: l.size, Root: root}
 	l.mu.Unlock()
 	l.failed.Store(nil)
+	l.commits.Add(1)
 	for _, r := range batch {
 		close(r.done)
 	}

@@ -85,7 +85,8 @@ type Ledger struct {
 	signedCP []byte
 	signedAt time.Time // when this process signed it, or opened the ledger
 
-	failed atomic.Pointer[error] // the last commit's failure; nil after a success
+	failed  atomic.Pointer[error] // the last commit's failure; nil after a success
+	commits atomic.Int64          // successful commits, for the benchmarks' batch sizes
 }
 
 // Open opens or creates the ledger in opts.Dir. A second Open of the same
