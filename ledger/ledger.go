@@ -211,7 +211,7 @@ func (l *Ledger) load() error {
 			l.frontier[x] = hashes[i]
 		}
 		n := tlog.StoredHashCount(size)
-		if l.tail, err = hr.chunk(n / chunkHashes); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		if l.tail, err = hr.chunk(n/chunkHashes, 0); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
 		l.tail = append([]byte(nil), l.tail[:min(len(l.tail), int(n%chunkHashes)*HashSize)]...)

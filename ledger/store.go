@@ -36,21 +36,33 @@ func getInt(txn *badger.Txn, key []byte) (int64, error) {
 	return int64(binary.BigEndian.Uint64(v)), nil
 }
 
-// hashReader reads stored tree hashes from Badger for tlog, caching the
-// chunks it has already read in this transaction, and complete chunks
-// (which never change) in the shared cache, if any.
+// hashReader reads stored tree hashes for tlog: from the shared caches
+// when it can, else from Badger, in a read transaction it opens on first
+// need (the caller discards it with done). Stored hashes never change once
+// written, so whatever has been read may be kept.
 type hashReader struct {
+	db     *badger.DB
 	txn    *badger.Txn
 	cache  *chunkCache
 	chunks map[int64][]byte
 }
 
-func (r *hashReader) chunk(c int64) ([]byte, error) {
-	if b, ok := r.chunks[c]; ok {
+func (r *hashReader) done() {
+	if r.txn != nil && r.db != nil {
+		r.txn.Discard()
+	}
+}
+
+// chunk returns chunk c holding at least need bytes.
+func (r *hashReader) chunk(c int64, need int) ([]byte, error) {
+	if b, ok := r.chunks[c]; ok && len(b) >= need {
 		return b, nil
 	}
-	if b, ok := r.cache.get(c); ok {
+	if b, ok := r.cache.get(c); ok && len(b) >= need {
 		return b, nil
+	}
+	if r.txn == nil {
+		r.txn = r.db.NewTransaction(false)
 	}
 	b, err := getValue(r.txn, chunkKey(c))
 	if err != nil {
@@ -60,23 +72,29 @@ func (r *hashReader) chunk(c int64) ([]byte, error) {
 		r.chunks = make(map[int64][]byte)
 	}
 	r.chunks[c] = b
-	if len(b) == chunkHashes*HashSize {
-		r.cache.put(c, b)
-	}
+	r.cache.put(c, b)
 	return b, nil
 }
 
-// chunkCache keeps complete chunks of tree hashes in memory. The upper
-// levels of the tree are shared by every proof, so even a small cache
-// saves most reads. Eviction is random: cheap and good enough here.
+// upperLevel is the lowest tree level whose hashes chunkCache keeps one
+// by one: they are one in 16 of all hashes, yet all but the lowest five
+// hashes of every proof. A proof then reads about one chunk.
+const upperLevel = 5
+
+// chunkCache keeps chunks of tree hashes in memory, and every hash at
+// upperLevel and above out of each chunk it sees. Chunks are evicted at
+// random (cheap and good enough here); upper hashes are kept up to a
+// bound that covers logs of 64M entries.
 type chunkCache struct {
-	mu  sync.RWMutex
-	max int
-	m   map[int64][]byte
+	mu       sync.RWMutex
+	max      int
+	m        map[int64][]byte
+	upper    map[int64]Hash
+	maxUpper int
 }
 
 func newChunkCache(max int) *chunkCache {
-	return &chunkCache{max: max, m: make(map[int64][]byte, max)}
+	return &chunkCache{max: max, m: make(map[int64][]byte, max), upper: make(map[int64]Hash), maxUpper: 1 << 22}
 }
 
 func (c *chunkCache) get(i int64) ([]byte, bool) {
@@ -89,12 +107,26 @@ func (c *chunkCache) get(i int64) ([]byte, bool) {
 	return b, ok
 }
 
+func (c *chunkCache) getUpper(x int64) (Hash, bool) {
+	if c == nil {
+		return Hash{}, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	h, ok := c.upper[x]
+	return h, ok
+}
+
+// put keeps chunk i, which may be partial (the last one, still growing).
 func (c *chunkCache) put(i int64, b []byte) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old, ok := c.m[i]; ok && len(old) >= len(b) {
+		return
+	}
 	if len(c.m) >= c.max {
 		for k := range c.m { // map order is random enough
 			delete(c.m, k)
@@ -102,16 +134,26 @@ func (c *chunkCache) put(i int64, b []byte) {
 		}
 	}
 	c.m[i] = b
+	for j := 0; j+HashSize <= len(b) && len(c.upper) < c.maxUpper; j += HashSize {
+		x := i*chunkHashes + int64(j/HashSize)
+		if level, _ := tlog.SplitStoredHashIndex(x); level >= upperLevel {
+			c.upper[x] = Hash(b[j : j+HashSize])
+		}
+	}
 }
 
 func (r *hashReader) ReadHashes(indexes []int64) ([]Hash, error) {
 	out := make([]Hash, len(indexes))
 	for i, x := range indexes {
-		b, err := r.chunk(x / chunkHashes)
+		if h, ok := r.cache.getUpper(x); ok {
+			out[i] = h
+			continue
+		}
+		off := int(x%chunkHashes) * HashSize
+		b, err := r.chunk(x/chunkHashes, off+HashSize)
 		if err != nil {
 			return nil, fmt.Errorf("ledger: tree hash %d: %w", x, err)
 		}
-		off := int(x%chunkHashes) * HashSize
 		if off+HashSize > len(b) {
 			return nil, fmt.Errorf("ledger: tree hash %d: %w", x, ErrNotFound)
 		}
