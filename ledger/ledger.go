@@ -71,6 +71,7 @@ type Ledger struct {
 	closeOnce sync.Once
 	stopGC    context.CancelFunc
 	gcDone    chan struct{}
+	warmed    chan struct{} // closed when warmProofs has ended
 
 	// Sequencer state, owned by the committer goroutine.
 	size     int64
@@ -178,8 +179,9 @@ func Open(opts Options) (*Ledger, error) {
 	l.reqs = make(chan *appendReq, opts.MaxBatch)
 	go l.commitLoop()
 	ctx, cancel := context.WithCancel(context.Background())
-	l.stopGC, l.gcDone = cancel, make(chan struct{})
+	l.stopGC, l.gcDone, l.warmed = cancel, make(chan struct{}), make(chan struct{})
 	go l.gcLoop(ctx)
+	go l.warmProofs(ctx)
 	return l, nil
 }
 
@@ -253,6 +255,7 @@ func (l *Ledger) Close() error {
 		if !l.opts.ReadOnly {
 			l.stopGC()
 			<-l.gcDone
+			<-l.warmed
 			if _, cerr := l.Checkpoint(); cerr != nil {
 				err = cerr
 			}
@@ -282,6 +285,36 @@ func (l *Ledger) gcLoop(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// warmProofs reads every stored tree-hash chunk once, in key order, and
+// keeps the hashes that proofs share (upperLevel and above), so that a
+// proof soon after Open reads about one chunk instead of one per level.
+// It runs in the background until done or ctx ends; a failure only means
+// proofs read more.
+func (l *Ledger) warmProofs(ctx context.Context) {
+	defer close(l.warmed)
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'h'}, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := int64(binary.BigEndian.Uint64(it.Item().Key()[1:]))
+			err := it.Item().Value(func(v []byte) error {
+				l.cache.putUpper(c, v)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		l.opts.Logger.Warn("ledger: reading tree hashes ahead for proofs failed", "err", err)
 	}
 }
 

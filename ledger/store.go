@@ -81,20 +81,22 @@ func (r *hashReader) chunk(c int64, need int) ([]byte, error) {
 // hashes of every proof. A proof then reads about one chunk.
 const upperLevel = 5
 
+// maxUpper bounds the upper hashes kept: 64 MiB, all of them for logs of
+// up to 32M entries (position n of upper level i is kept if n < maxUpper>>(i+1)).
+const maxUpper = 1 << 21
+
 // chunkCache keeps chunks of tree hashes in memory, and every hash at
 // upperLevel and above out of each chunk it sees. Chunks are evicted at
-// random (cheap and good enough here); upper hashes are kept up to a
-// bound that covers logs of 64M entries.
+// random (cheap and good enough here).
 type chunkCache struct {
-	mu       sync.RWMutex
-	max      int
-	m        map[int64][]byte
-	upper    map[int64]Hash
-	maxUpper int
+	mu    sync.RWMutex
+	max   int
+	m     map[int64][]byte
+	upper upperHashes
 }
 
 func newChunkCache(max int) *chunkCache {
-	return &chunkCache{max: max, m: make(map[int64][]byte, max), upper: make(map[int64]Hash), maxUpper: 1 << 22}
+	return &chunkCache{max: max, m: make(map[int64][]byte, max)}
 }
 
 func (c *chunkCache) get(i int64) ([]byte, bool) {
@@ -111,10 +113,13 @@ func (c *chunkCache) getUpper(x int64) (Hash, bool) {
 	if c == nil {
 		return Hash{}, false
 	}
+	level, n := tlog.SplitStoredHashIndex(x)
+	if level < upperLevel {
+		return Hash{}, false
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	h, ok := c.upper[x]
-	return h, ok
+	return c.upper.get(level-upperLevel, n)
 }
 
 // put keeps chunk i, which may be partial (the last one, still growing).
@@ -134,12 +139,51 @@ func (c *chunkCache) put(i int64, b []byte) {
 		}
 	}
 	c.m[i] = b
-	for j := 0; j+HashSize <= len(b) && len(c.upper) < c.maxUpper; j += HashSize {
-		x := i*chunkHashes + int64(j/HashSize)
-		if level, _ := tlog.SplitStoredHashIndex(x); level >= upperLevel {
-			c.upper[x] = Hash(b[j : j+HashSize])
+	for j := 0; j+HashSize <= len(b); j += HashSize {
+		if level, n := tlog.SplitStoredHashIndex(i*chunkHashes + int64(j/HashSize)); level >= upperLevel {
+			c.upper.set(level-upperLevel, n, Hash(b[j:j+HashSize]))
 		}
 	}
+}
+
+// putUpper keeps the upper hashes of chunk i, which b holds only for the call.
+func (c *chunkCache) putUpper(i int64, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for j := 0; j+HashSize <= len(b); j += HashSize {
+		if level, n := tlog.SplitStoredHashIndex(i*chunkHashes + int64(j/HashSize)); level >= upperLevel {
+			c.upper.set(level-upperLevel, n, Hash(b[j:j+HashSize]))
+		}
+	}
+}
+
+// upperHashes holds tree hashes by level and position, densely: 32 bytes
+// and a bit for each.
+type upperHashes struct {
+	hashes [][]Hash   // by level - upperLevel, then position
+	have   [][]uint64 // which of hashes are set
+}
+
+func (u *upperHashes) get(level int, n int64) (Hash, bool) {
+	if level >= len(u.have) || n/64 >= int64(len(u.have[level])) || u.have[level][n/64]&(1<<(n%64)) == 0 {
+		return Hash{}, false
+	}
+	return u.hashes[level][n], true
+}
+
+func (u *upperHashes) set(level int, n int64, h Hash) {
+	if n >= maxUpper>>(level+1) {
+		return
+	}
+	for len(u.hashes) <= level {
+		u.hashes, u.have = append(u.hashes, nil), append(u.have, nil)
+	}
+	if n >= int64(len(u.hashes[level])) {
+		u.hashes[level] = append(u.hashes[level], make([]Hash, n+1-int64(len(u.hashes[level])))...)
+		u.have[level] = append(u.have[level], make([]uint64, n/64+1-int64(len(u.have[level])))...)
+	}
+	u.hashes[level][n] = h
+	u.have[level][n/64] |= 1 << (n % 64)
 }
 
 func (r *hashReader) ReadHashes(indexes []int64) ([]Hash, error) {
