@@ -74,90 +74,111 @@ type seqState struct {
 	tail     []byte         // the last, partial chunk of stored hashes
 }
 
-// pending is a batch built into a transaction, then committing.
+// pending is a batch being built into a transaction, then committing.
 type pending struct {
 	batch  []*appendReq
 	txn    *badger.Txn
-	before seqState   // to roll back to if the commit fails
+	before seqState   // to roll back to if the batch fails
+	slab   []byte     // entries' bytes, which the transaction holds until written
 	head   Checkpoint // the tree after the batch
 	result chan error // the commit's outcome
 }
 
 // commitLoop is the one goroutine that owns the sequencer state. It keeps
-// at most one commit in flight and builds the next batch while that
-// commit syncs; the next batch is sent only after the one before it is
-// durable, so Badger never holds a later batch without the earlier one,
-// and order equals seq. If a commit fails, the batch built on top of it
-// fails with it and the state goes back to before the failed batch.
+// at most one commit in flight; while that commit syncs, it builds the
+// next batch from the appends that arrive, entry by entry, and sends it
+// as soon as the one before it is durable. So Badger never holds a later
+// batch without the earlier one, and order equals seq. If a commit fails,
+// the batch built on top of it fails with it and the state goes back to
+// before the failed batch.
 func (l *Ledger) commitLoop() {
 	defer close(l.committed)
-	var inflight *pending
+	var inflight, next *pending
 	for {
-		var batch []*appendReq
 		if inflight == nil {
-			select {
-			case r := <-l.reqs:
-				batch = l.fill([]*appendReq{r})
-			case <-l.closing:
-				l.drain()
-				return
+			if next == nil {
+				select {
+				case r := <-l.reqs:
+					next = l.begin()
+					l.add(next, r)
+				case <-l.closing:
+					l.drain()
+					return
+				}
 			}
-		} else {
-			select {
-			case r := <-l.reqs:
-				batch = l.fill([]*appendReq{r})
-			case err := <-inflight.result:
-				l.finish(inflight, err)
-				inflight = nil
-				continue
-			case <-l.closing:
-				l.finish(inflight, <-inflight.result)
-				l.drain()
-				return
-			}
-		}
-		next := l.build(batch)
-		if inflight != nil {
-			if err := l.finish(inflight, <-inflight.result); err != nil && next != nil {
-				next.txn.Discard()
-				l.fail(next.batch, fmt.Errorf("%w (in the batch before this one)", err))
-			} else if next != nil {
-				l.send(next)
-			}
-			inflight = nil
-			if next != nil && next.result != nil {
-				inflight = next
-			}
+			inflight = l.seal(l.fill(next))
+			next = nil
 			continue
 		}
-		if next != nil {
-			l.send(next)
-			inflight = next
+		reqs := l.reqs
+		if next != nil && len(next.batch) >= l.opts.MaxBatch {
+			reqs = nil // full: wait for the commit in flight
+		}
+		select {
+		case r := <-reqs:
+			if next == nil {
+				next = l.begin()
+			}
+			if !l.add(next, r) {
+				next = nil
+			}
+		case err := <-inflight.result:
+			next = l.settle(inflight, err, next)
+			inflight = nil
+		case <-l.closing:
+			if next = l.settle(inflight, <-inflight.result, next); next != nil {
+				if p := l.seal(next); p != nil {
+					l.finish(p, <-p.result)
+				}
+			}
+			l.drain()
+			return
 		}
 	}
+}
+
+// settle finishes the commit in flight and returns the batch built on top
+// of it, or nil if that batch failed with it.
+func (l *Ledger) settle(inflight *pending, err error, next *pending) *pending {
+	if err = l.finish(inflight, err); err != nil && next != nil {
+		next.txn.Discard()
+		l.fail(next.batch, fmt.Errorf("%w (in the batch before this one)", err))
+		return nil
+	}
+	return next
 }
 
 // drain commits what was queued before Close, one batch at a time.
 func (l *Ledger) drain() {
-	for batch := l.fill(nil); len(batch) > 0; batch = l.fill(nil) {
-		if p := l.build(batch); p != nil {
-			l.send(p)
-			l.finish(p, <-p.result)
+	for {
+		select {
+		case r := <-l.reqs:
+			p := l.begin()
+			if l.add(p, r) {
+				if p = l.seal(l.fill(p)); p != nil {
+					l.finish(p, <-p.result)
+				}
+			}
+		default:
+			return
 		}
 	}
 }
 
-// fill adds what is waiting in the queue to batch, without waiting.
-func (l *Ledger) fill(batch []*appendReq) []*appendReq {
-	for len(batch) < l.opts.MaxBatch {
+// fill adds what is waiting in the queue to p, without waiting. A nil p
+// (a batch that failed) stays nil.
+func (l *Ledger) fill(p *pending) *pending {
+	for p != nil && len(p.batch) < l.opts.MaxBatch {
 		select {
 		case r := <-l.reqs:
-			batch = append(batch, r)
+			if !l.add(p, r) {
+				return nil
+			}
 		default:
-			return batch
+			return p
 		}
 	}
-	return batch
+	return p
 }
 
 func (l *Ledger) state() seqState {
@@ -168,76 +189,94 @@ func (l *Ledger) restore(s seqState) {
 	l.size, l.lastLeaf, l.frontier, l.tail = s.size, s.lastLeaf, s.frontier, s.tail
 }
 
-// build writes a batch into a new transaction and advances the sequencer
-// state past it. It returns nil when nothing is left to commit: every
-// entry was refused, or building failed (then the batch fails and the
-// state is rolled back).
-func (l *Ledger) build(batch []*appendReq) *pending {
-	p := &pending{batch: batch, before: l.state(), txn: l.db.NewTransaction(true)}
-	fail := func(err error) *pending {
-		p.txn.Discard()
-		l.failed.Store(&err)
-		l.restore(p.before)
-		l.fail(batch, err)
-		return nil
+// begin starts a batch on top of the current state.
+func (l *Ledger) begin() *pending {
+	l.tail = slices.Clip(l.tail) // appends copy it; the snapshot and the commit in flight keep their bytes
+	return &pending{before: l.state(), txn: l.db.NewTransaction(true)}
+}
+
+// abort fails a batch that could not be built and rolls the state back.
+func (l *Ledger) abort(p *pending, err error) {
+	p.txn.Discard()
+	l.failed.Store(&err)
+	l.restore(p.before)
+	l.fail(p.batch, err)
+}
+
+// add writes one entry into the batch and advances the state past it. An
+// entry too large once sealed is refused alone and takes no seq. If the
+// transaction refuses a write, the whole batch fails and add reports false.
+func (l *Ledger) add(p *pending, r *appendReq) bool {
+	p.batch = append(p.batch, r)
+	if cap(p.slab)-len(p.slab) < r.enc.MaxSize() {
+		p.slab = make([]byte, 0, max(64<<10, r.enc.MaxSize()))
 	}
-	l.tail = slices.Clip(l.tail) // appends below copy; the snapshot keeps its bytes
-	now := l.opts.Now().UTC()
-	var slab []byte // entries' bytes, which the transaction holds until written
-	for _, r := range batch {
-		if cap(slab)-len(slab) < r.enc.MaxSize() {
-			slab = make([]byte, 0, max(64<<10, r.enc.MaxSize()))
+	start := len(p.slab)
+	now := l.opts.Now().UTC() // when it is recorded, not when its batch began
+	var err error
+	if p.slab, err = r.enc.Seal(p.slab, l.size, now, l.lastLeaf); err != nil {
+		r.err = err
+		return true
+	}
+	entry := p.slab[start:len(p.slab):len(p.slab)]
+	leaf := LeafHash(entry)
+	hashes, err := tlog.StoredHashesForRecordHash(l.size, leaf, frontierReader(l.frontier))
+	if err != nil {
+		l.abort(p, fmt.Errorf("ledger: tree hashes: %w", err))
+		return false
+	}
+	if err := p.txn.Set(entryKey(l.size), entry); err != nil {
+		l.abort(p, fmt.Errorf("ledger: write entry: %w", err))
+		return false
+	}
+	if r.e.Packet != "" {
+		if err := p.txn.Set(packetKey(r.e.Packet, l.size), nil); err != nil {
+			l.abort(p, fmt.Errorf("ledger: write index: %w", err))
+			return false
 		}
-		start := len(slab)
-		var err error
-		if slab, err = r.enc.Seal(slab, l.size, now, l.lastLeaf); err != nil {
-			r.err = err // this entry alone is refused; it takes no seq
-			continue
-		}
-		entry := slab[start:len(slab):len(slab)]
-		leaf := LeafHash(entry)
-		hashes, err := tlog.StoredHashesForRecordHash(l.size, leaf, frontierReader(l.frontier))
-		if err != nil {
-			return fail(fmt.Errorf("ledger: tree hashes: %w", err))
-		}
-		if err := p.txn.Set(entryKey(l.size), entry); err != nil {
-			return fail(fmt.Errorf("ledger: write entry: %w", err))
-		}
-		if r.e.Packet != "" {
-			if err := p.txn.Set(packetKey(r.e.Packet, l.size), nil); err != nil {
-				return fail(fmt.Errorf("ledger: write index: %w", err))
+	}
+	next := tlog.StoredHashCount(l.size)
+	for i, h := range hashes {
+		l.frontier[next+int64(i)] = h
+		l.tail = append(l.tail, h[:]...)
+		if len(l.tail) == chunkHashes*HashSize {
+			if err := p.txn.Set(chunkKey((next+int64(i))/chunkHashes), l.tail); err != nil {
+				l.abort(p, fmt.Errorf("ledger: write tree: %w", err))
+				return false
 			}
+			l.tail = nil
 		}
-		next := tlog.StoredHashCount(l.size)
-		for i, h := range hashes {
-			l.frontier[next+int64(i)] = h
-			l.tail = append(l.tail, h[:]...)
-			if len(l.tail) == chunkHashes*HashSize {
-				if err := p.txn.Set(chunkKey((next+int64(i))/chunkHashes), l.tail); err != nil {
-					return fail(fmt.Errorf("ledger: write tree: %w", err))
-				}
-				l.tail = nil
-			}
-		}
-		e := r.e
-		e.Seq, e.Time, e.Prev = l.size, now, l.lastLeaf
-		r.rec = &Record{Entry: e, Raw: entry, Hash: leaf}
-		l.size++
-		l.lastLeaf = leaf
-		l.pruneFrontier()
+	}
+	e := r.e
+	e.Seq, e.Time, e.Prev = l.size, now, l.lastLeaf
+	r.rec = &Record{Entry: e, Raw: entry, Hash: leaf}
+	l.size++
+	l.lastLeaf = leaf
+	l.pruneFrontier()
+	return true
+}
+
+// seal completes a batch (the partial chunk of tree hashes, the size) and
+// starts its commit. It returns nil when nothing is left to commit: p is
+// nil, every entry was refused, or a write failed (then the batch fails).
+func (l *Ledger) seal(p *pending) *pending {
+	if p == nil {
+		return nil
 	}
 	if l.size == p.before.size {
 		p.txn.Discard()
-		l.fail(batch, nil) // nothing valid in this batch
+		l.fail(p.batch, nil) // every entry was refused, each with its error
 		return nil
 	}
 	if len(l.tail) > 0 {
 		if err := p.txn.Set(chunkKey(tlog.StoredHashCount(l.size)/chunkHashes), l.tail); err != nil {
-			return fail(fmt.Errorf("ledger: write tree: %w", err))
+			l.abort(p, fmt.Errorf("ledger: write tree: %w", err))
+			return nil
 		}
 	}
 	if err := p.txn.Set(keySize, binary.BigEndian.AppendUint64(nil, uint64(l.size))); err != nil {
-		return fail(fmt.Errorf("ledger: write size: %w", err))
+		l.abort(p, fmt.Errorf("ledger: write size: %w", err))
+		return nil
 	}
 	root, err := tlog.TreeHash(l.size, frontierReader(l.frontier))
 	if err != nil {
@@ -245,6 +284,7 @@ func (l *Ledger) build(batch []*appendReq) *pending {
 		panic(fmt.Sprintf("ledger: root of a new batch: %v", err))
 	}
 	p.head = Checkpoint{Origin: l.opts.Origin, Size: l.size, Root: root}
+	l.send(p)
 	return p
 }
 
