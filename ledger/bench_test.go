@@ -159,7 +159,7 @@ type fixture struct {
 	err  error
 }
 
-func ledgerOf(b *testing.B, n int64) *Ledger {
+func ledgerOf(b *testing.B, n int64, readOnly bool) *Ledger {
 	b.Helper()
 	v, _ := fixtures.LoadOrStore(n, &fixture{})
 	fx := v.(*fixture)
@@ -195,8 +195,9 @@ func ledgerOf(b *testing.B, n int64) *Ledger {
 	if fx.err != nil {
 		b.Fatal(fx.err)
 	}
-	// Read-write, as a serving gateway opens it (and warms its proofs).
-	l, err := Open(Options{Dir: fx.dir})
+	// Read-only as the offline check opens it, or read-write as a serving
+	// gateway does (which reads ahead for proofs).
+	l, err := Open(Options{Dir: fx.dir, ReadOnly: readOnly})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func ledgerOf(b *testing.B, n int64) *Ledger {
 // options and copies each value.
 func BenchmarkVerify(b *testing.B) {
 	const n = 100_000
-	l := ledgerOf(b, n)
+	l := ledgerOf(b, n, true)
 	b.Run("ledger", func(b *testing.B) {
 		start := time.Now()
 		for b.Loop() {
@@ -257,7 +258,7 @@ func BenchmarkVerify(b *testing.B) {
 func BenchmarkProveInclusion(b *testing.B) {
 	for _, n := range []int64{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) {
-			l := ledgerOf(b, n)
+			l := ledgerOf(b, n, false)
 			size := l.Size()
 			<-l.warmed // the steady state of a serving gateway
 			// Proofs run on this goroutine alone: its thread's CPU time is

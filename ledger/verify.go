@@ -62,9 +62,7 @@ func (l *Ledger) Verify(ctx context.Context, progress func(done, total int64)) (
 		go func() { readErr <- readEntries(ctx, txn, raw) }()
 		go hashLeaves(raw, hashed)
 
-		chunks := &chunkCursor{txn: txn}
-		defer chunks.close()
-		v := treeBuilder{chunks: chunks}
+		v := treeBuilder{chunks: &chunkCursor{txn: txn}}
 		var verr error
 		for batch := range hashed {
 			if verr != nil {
@@ -263,48 +261,20 @@ func (v *treeBuilder) root() Hash {
 	return h
 }
 
-// chunkCursor reads stored tree hashes in index order, one chunk at a
-// time, with an iterator: the chunks are read in key order, as the
-// entries are, rather than looked up one by one.
+// chunkCursor reads stored tree hashes in index order, one chunk at a time.
 type chunkCursor struct {
 	txn   *badger.Txn
-	it    *badger.Iterator
 	index int64 // chunk held in buf, or -1
 	buf   []byte
 }
 
-// load reads chunk ci into buf.
-func (c *chunkCursor) load(ci int64) error {
-	key := chunkKey(ci)
-	if c.it == nil {
-		c.it = c.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'h'}, PrefetchValues: true, PrefetchSize: 16})
-		c.it.Seek(key)
-	} else if !c.it.Valid() || !bytes.Equal(c.it.Item().Key(), key) {
-		c.it.Seek(key)
-	}
-	if !c.it.Valid() || !bytes.Equal(c.it.Item().Key(), key) {
-		return badger.ErrKeyNotFound
-	}
-	var err error
-	if c.buf, err = c.it.Item().ValueCopy(c.buf[:0]); err != nil {
-		return err
-	}
-	c.index = ci
-	c.it.Next()
-	return nil
-}
-
-func (c *chunkCursor) close() {
-	if c.it != nil {
-		c.it.Close()
-	}
-}
-
 func (c *chunkCursor) expect(i int64, want Hash) error {
 	if c.buf == nil || c.index != i/chunkHashes {
-		if err := c.load(i / chunkHashes); err != nil {
+		b, err := getValue(c.txn, chunkKey(i/chunkHashes))
+		if err != nil {
 			return fmt.Errorf("tree hash %d: %w", i, err)
 		}
+		c.buf, c.index = b, i/chunkHashes
 	}
 	off := int(i%chunkHashes) * HashSize
 	if off+HashSize > len(c.buf) {
