@@ -5,12 +5,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"slices"
 
+	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"tongban/ledger/format"
 )
 
 type appendReq struct {
-	e    Entry
+	e    Entry               // as given, without Seq, Time and Prev
+	enc  *format.Unsequenced // e encoded, awaiting its seq, time and prev
 	rec  *Record
 	err  error
 	done chan struct{}
@@ -21,6 +26,9 @@ type appendReq struct {
 // to disk. Concurrent appends are group-committed: one transaction and one
 // fsync for every entry that arrived while the previous batch was syncing.
 //
+// The entry is checked and encoded here, in the caller's goroutine; the
+// committer only fills in seq, time and prev.
+//
 // A cancelled ctx stops the wait for a place in the queue; once queued, the
 // entry is committed or fails on its own, and Append reports which.
 func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
@@ -28,10 +36,11 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
 		return nil, ErrReadOnly
 	}
 	e.Seq, e.Prev = 0, Hash{}
-	if err := e.Check(); err != nil {
+	enc, err := format.NewUnsequenced(e)
+	if err != nil {
 		return nil, err
 	}
-	r := &appendReq{e: e, done: make(chan struct{})}
+	r := &appendReq{e: e, enc: enc, done: make(chan struct{})}
 	select {
 	case <-l.closing:
 		return nil, ErrClosed
@@ -57,129 +66,262 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
 	return r.rec, r.err
 }
 
+// seqState is the sequencer's state: what the next entry builds on.
+type seqState struct {
+	size     int64
+	lastLeaf Hash
+	frontier map[int64]Hash // stored hashes of the complete subtrees on the right edge
+	tail     []byte         // the last, partial chunk of stored hashes
+}
+
+// pending is a batch being built into a transaction, then committing.
+type pending struct {
+	batch  []*appendReq
+	txn    *badger.Txn
+	before seqState   // to roll back to if the batch fails
+	slab   []byte     // entries' bytes, which the transaction holds until written
+	head   Checkpoint // the tree after the batch
+	result chan error // the commit's outcome
+}
+
+// commitLoop is the one goroutine that owns the sequencer state. It keeps
+// at most one commit in flight; while that commit syncs, it builds the
+// next batch from the appends that arrive, entry by entry, and sends it
+// as soon as the one before it is durable. So Badger never holds a later
+// batch without the earlier one, and order equals seq. If a commit fails,
+// the batch built on top of it fails with it and the state goes back to
+// before the failed batch.
 func (l *Ledger) commitLoop() {
 	defer close(l.committed)
-	batch := make([]*appendReq, 0, l.opts.MaxBatch)
+	var inflight, next *pending
+	for {
+		if inflight == nil {
+			if next == nil {
+				select {
+				case r := <-l.reqs:
+					next = l.begin()
+					l.add(next, r)
+				case <-l.closing:
+					l.drain()
+					return
+				}
+			}
+			inflight = l.seal(l.fill(next))
+			next = nil
+			continue
+		}
+		reqs := l.reqs
+		if next != nil && len(next.batch) >= l.opts.MaxBatch {
+			reqs = nil // full: wait for the commit in flight
+		}
+		select {
+		case r := <-reqs:
+			if next == nil {
+				next = l.begin()
+			}
+			if !l.add(next, r) {
+				next = nil
+			}
+		case err := <-inflight.result:
+			next = l.settle(inflight, err, next)
+			inflight = nil
+		case <-l.closing:
+			if next = l.settle(inflight, <-inflight.result, next); next != nil {
+				if p := l.seal(next); p != nil {
+					l.finish(p, <-p.result)
+				}
+			}
+			l.drain()
+			return
+		}
+	}
+}
+
+// settle finishes the commit in flight and returns the batch built on top
+// of it, or nil if that batch failed with it.
+func (l *Ledger) settle(inflight *pending, err error, next *pending) *pending {
+	if err = l.finish(inflight, err); err != nil && next != nil {
+		next.txn.Discard()
+		l.fail(next.batch, fmt.Errorf("%w (in the batch before this one)", err))
+		return nil
+	}
+	return next
+}
+
+// drain commits what was queued before Close, one batch at a time.
+func (l *Ledger) drain() {
 	for {
 		select {
 		case r := <-l.reqs:
-			batch = l.fill(append(batch[:0], r))
-			l.commit(batch)
-		case <-l.closing:
-			// Commit what was queued before Close, then stop.
-			for batch = l.fill(batch[:0]); len(batch) > 0; batch = l.fill(batch[:0]) {
-				l.commit(batch)
+			p := l.begin()
+			if l.add(p, r) {
+				if p = l.seal(l.fill(p)); p != nil {
+					l.finish(p, <-p.result)
+				}
 			}
+		default:
 			return
 		}
 	}
 }
 
-// fill adds what is waiting in the queue to batch, without waiting.
-func (l *Ledger) fill(batch []*appendReq) []*appendReq {
-	for len(batch) < l.opts.MaxBatch {
+// fill adds what is waiting in the queue to p, without waiting. A nil p
+// (a batch that failed) stays nil.
+func (l *Ledger) fill(p *pending) *pending {
+	for p != nil && len(p.batch) < l.opts.MaxBatch {
 		select {
 		case r := <-l.reqs:
-			batch = append(batch, r)
+			if !l.add(p, r) {
+				return nil
+			}
 		default:
-			return batch
+			return p
 		}
 	}
-	return batch
+	return p
 }
 
-// commit writes one batch in one transaction. On failure every request in
-// the batch fails and the in-memory state is rolled back, so the next batch
-// continues from the last durable entry.
-func (l *Ledger) commit(batch []*appendReq) {
-	size, lastLeaf, tail := l.size, l.lastLeaf, l.tail
-	frontier := maps.Clone(l.frontier)
-	fail := func(err error) {
-		if err != nil {
-			l.failed.Store(&err)
-		}
-		l.size, l.lastLeaf, l.tail, l.frontier = size, lastLeaf, tail, frontier
-		for _, r := range batch {
-			if r.err == nil {
-				r.rec, r.err = nil, err
-			}
-			close(r.done)
-		}
-	}
+func (l *Ledger) state() seqState {
+	return seqState{size: l.size, lastLeaf: l.lastLeaf, frontier: maps.Clone(l.frontier), tail: l.tail}
+}
 
-	txn := l.db.NewTransaction(true)
-	defer txn.Discard()
-	l.tail = append([]byte(nil), tail...)
-	now := l.opts.Now().UTC()
-	for _, r := range batch {
-		e := r.e
-		e.Seq, e.Time, e.Prev = l.size, now, l.lastLeaf
-		raw, err := e.Marshal()
-		if err != nil {
-			r.err = err // this entry alone is refused; it takes no seq
-			continue
-		}
-		leaf := LeafHash(raw)
-		hashes, err := tlog.StoredHashesForRecordHash(l.size, leaf, frontierReader(l.frontier))
-		if err != nil {
-			fail(fmt.Errorf("ledger: tree hashes: %w", err))
-			return
-		}
-		if err := txn.Set(entryKey(e.Seq), raw); err != nil {
-			fail(fmt.Errorf("ledger: write entry: %w", err))
-			return
-		}
-		if e.Packet != "" {
-			if err := txn.Set(packetKey(e.Packet, e.Seq), nil); err != nil {
-				fail(fmt.Errorf("ledger: write index: %w", err))
-				return
-			}
-		}
-		next := tlog.StoredHashCount(l.size)
-		for i, h := range hashes {
-			l.frontier[next+int64(i)] = h
-			l.tail = append(l.tail, h[:]...)
-			if len(l.tail) == chunkHashes*HashSize {
-				if err := txn.Set(chunkKey((next+int64(i))/chunkHashes), l.tail); err != nil {
-					fail(fmt.Errorf("ledger: write tree: %w", err))
-					return
-				}
-				l.tail = nil
-			}
-		}
-		l.size++
-		l.lastLeaf = leaf
-		l.pruneFrontier()
-		r.rec = &Record{Entry: e, Raw: raw, Hash: leaf}
+func (l *Ledger) restore(s seqState) {
+	l.size, l.lastLeaf, l.frontier, l.tail = s.size, s.lastLeaf, s.frontier, s.tail
+}
+
+// begin starts a batch on top of the current state.
+func (l *Ledger) begin() *pending {
+	l.tail = slices.Clip(l.tail) // appends copy it; the snapshot and the commit in flight keep their bytes
+	return &pending{before: l.state(), txn: l.db.NewTransaction(true)}
+}
+
+// abort fails a batch that could not be built and rolls the state back.
+func (l *Ledger) abort(p *pending, err error) {
+	p.txn.Discard()
+	l.failed.Store(&err)
+	l.restore(p.before)
+	l.fail(p.batch, err)
+}
+
+// add writes one entry into the batch and advances the state past it. An
+// entry too large once sealed is refused alone and takes no seq. If the
+// transaction refuses a write, the whole batch fails and add reports false.
+func (l *Ledger) add(p *pending, r *appendReq) bool {
+	p.batch = append(p.batch, r)
+	if cap(p.slab)-len(p.slab) < r.enc.MaxSize() {
+		p.slab = make([]byte, 0, max(64<<10, r.enc.MaxSize()))
 	}
-	if l.size == size {
-		fail(nil) // nothing valid in this batch
-		return
+	start := len(p.slab)
+	now := l.opts.Now().UTC() // when it is recorded, not when its batch began
+	var err error
+	if p.slab, err = r.enc.Seal(p.slab, l.size, now, l.lastLeaf); err != nil {
+		r.err = err
+		return true
+	}
+	entry := p.slab[start:len(p.slab):len(p.slab)]
+	leaf := LeafHash(entry)
+	hashes, err := tlog.StoredHashesForRecordHash(l.size, leaf, frontierReader(l.frontier))
+	if err != nil {
+		l.abort(p, fmt.Errorf("ledger: tree hashes: %w", err))
+		return false
+	}
+	if err := p.txn.Set(entryKey(l.size), entry); err != nil {
+		l.abort(p, fmt.Errorf("ledger: write entry: %w", err))
+		return false
+	}
+	if r.e.Packet != "" {
+		if err := p.txn.Set(packetKey(r.e.Packet, l.size), nil); err != nil {
+			l.abort(p, fmt.Errorf("ledger: write index: %w", err))
+			return false
+		}
+	}
+	next := tlog.StoredHashCount(l.size)
+	for i, h := range hashes {
+		l.frontier[next+int64(i)] = h
+		l.tail = append(l.tail, h[:]...)
+		if len(l.tail) == chunkHashes*HashSize {
+			if err := p.txn.Set(chunkKey((next+int64(i))/chunkHashes), l.tail); err != nil {
+				l.abort(p, fmt.Errorf("ledger: write tree: %w", err))
+				return false
+			}
+			l.tail = nil
+		}
+	}
+	e := r.e
+	e.Seq, e.Time, e.Prev = l.size, now, l.lastLeaf
+	r.rec = &Record{Entry: e, Raw: entry, Hash: leaf}
+	l.size++
+	l.lastLeaf = leaf
+	l.pruneFrontier()
+	return true
+}
+
+// seal completes a batch (the partial chunk of tree hashes, the size) and
+// starts its commit. It returns nil when nothing is left to commit: p is
+// nil, every entry was refused, or a write failed (then the batch fails).
+func (l *Ledger) seal(p *pending) *pending {
+	if p == nil {
+		return nil
+	}
+	if l.size == p.before.size {
+		p.txn.Discard()
+		l.fail(p.batch, nil) // every entry was refused, each with its error
+		return nil
 	}
 	if len(l.tail) > 0 {
-		if err := txn.Set(chunkKey(tlog.StoredHashCount(l.size)/chunkHashes), l.tail); err != nil {
-			fail(fmt.Errorf("ledger: write tree: %w", err))
-			return
+		if err := p.txn.Set(chunkKey(tlog.StoredHashCount(l.size)/chunkHashes), l.tail); err != nil {
+			l.abort(p, fmt.Errorf("ledger: write tree: %w", err))
+			return nil
 		}
 	}
-	if err := txn.Set(keySize, binary.BigEndian.AppendUint64(nil, uint64(l.size))); err != nil {
-		fail(fmt.Errorf("ledger: write size: %w", err))
-		return
-	}
-	if err := txn.Commit(); err != nil {
-		fail(fmt.Errorf("ledger: commit: %w", err))
-		return
+	if err := p.txn.Set(keySize, binary.BigEndian.AppendUint64(nil, uint64(l.size))); err != nil {
+		l.abort(p, fmt.Errorf("ledger: write size: %w", err))
+		return nil
 	}
 	root, err := tlog.TreeHash(l.size, frontierReader(l.frontier))
 	if err != nil {
 		// Cannot happen: the frontier holds exactly what TreeHash reads.
-		panic(fmt.Sprintf("ledger: root after commit: %v", err))
+		panic(fmt.Sprintf("ledger: root of a new batch: %v", err))
+	}
+	p.head = Checkpoint{Origin: l.opts.Origin, Size: l.size, Root: root}
+	l.send(p)
+	return p
+}
+
+// send starts the commit of a built batch.
+func (l *Ledger) send(p *pending) {
+	p.result = make(chan error, 1)
+	p.txn.CommitWith(func(err error) { p.result <- err })
+}
+
+// finish acknowledges a batch whose commit is durable, or rolls the state
+// back to before it and fails it with the error it returns.
+func (l *Ledger) finish(p *pending, err error) error {
+	if err != nil {
+		err = fmt.Errorf("ledger: commit: %w", err)
+		l.failed.Store(&err)
+		l.restore(p.before)
+		l.fail(p.batch, err)
+		return err
 	}
 	l.mu.Lock()
-	l.head = Checkpoint{Origin: l.opts.Origin, Size: l.size, Root: root}
+	l.head = p.head
 	l.mu.Unlock()
 	l.failed.Store(nil)
+	l.commits.Add(1)
+	for _, r := range p.batch {
+		close(r.done)
+	}
+	return nil
+}
+
+// fail answers every request of a batch that has no error of its own with
+// err (and no record).
+func (l *Ledger) fail(batch []*appendReq, err error) {
 	for _, r := range batch {
+		if r.err == nil {
+			r.rec, r.err = nil, err
+		}
 		close(r.done)
 	}
 }
@@ -190,11 +332,11 @@ func (l *Ledger) pruneFrontier() {
 	if len(l.frontier) == len(keep) {
 		return
 	}
-	next := make(map[int64]Hash, len(keep))
-	for _, x := range keep {
-		next[x] = l.frontier[x]
+	for x := range l.frontier {
+		if !slices.Contains(keep, x) {
+			delete(l.frontier, x)
+		}
 	}
-	l.frontier = next
 }
 
 // frontierReader serves tlog the right-edge hashes from memory.

@@ -1,29 +1,11 @@
-// Package ledger is Tongban's shared audit log: an append-only sequence of
-// canonical JSON entries, hash-chained and kept in an RFC 6962 Merkle tree
-// stored in Badger, with checkpoints signed as C2SP signed notes.
-//
-// The ledger knows nothing of packets beyond an opaque packet id used for
-// lookups; the meaning of entry types and payloads belongs to its callers.
-// The formats themselves live in ledger/format, which offline verifiers use
-// without Badger; the names below are that package's.
 package ledger
 
 import (
-	"bytes"
-	"encoding/base64"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-
-	"golang.org/x/mod/sumdb/note"
-
 	"tongban/ledger/format"
 )
 
+// The format names that callers of the ledger need, so that one import
+// serves them; ledger/format documents each.
 type (
 	Hash       = format.Hash
 	Actor      = format.Actor
@@ -31,108 +13,40 @@ type (
 	Checkpoint = format.Checkpoint
 )
 
+// MaxEntrySize is the largest canonical entry the ledger records.
 const MaxEntrySize = format.MaxEntrySize
 
-var (
-	ParseEntry       = format.ParseEntry
-	LeafHash         = format.LeafHash
-	FormatCheckpoint = format.FormatCheckpoint
-	ParseCheckpoint  = format.ParseCheckpoint
-	OpenCheckpoint   = format.OpenCheckpoint
-	GenerateKey      = format.GenerateKey
-	VerifierKey      = format.VerifierKey
-	CheckInclusion   = format.CheckInclusion
-	CheckConsistency = format.CheckConsistency
-)
+// ParseEntry decodes canonical entry bytes; see format.ParseEntry.
+func ParseEntry(data []byte) (*Entry, error) { return format.ParseEntry(data) }
 
-// Record is an entry as stored: its canonical bytes and their leaf hash.
-type Record struct {
-	Entry
-	Raw  []byte
-	Hash Hash
+// LeafHash is the RFC 6962 leaf hash of canonical entry bytes.
+func LeafHash(data []byte) Hash { return format.LeafHash(data) }
+
+// FormatCheckpoint returns the checkpoint body; see format.FormatCheckpoint.
+func FormatCheckpoint(c Checkpoint) []byte { return format.FormatCheckpoint(c) }
+
+// ParseCheckpoint parses a checkpoint body; see format.ParseCheckpoint.
+func ParseCheckpoint(text []byte) (Checkpoint, error) { return format.ParseCheckpoint(text) }
+
+// OpenCheckpoint checks a signed checkpoint note against vkey and parses
+// its body; see format.OpenCheckpoint.
+func OpenCheckpoint(signed []byte, vkey string) (Checkpoint, error) {
+	return format.OpenCheckpoint(signed, vkey)
 }
 
-// peekSeqPrev reads seq and prev from canonical bytes without a full JSON
-// decode; Verify uses it to keep pace with the disk. It relies on the fixed
-// field order: "seq" comes first and "prev" is the first key of that name,
-// since no earlier string value can hold an unescaped quote.
-func peekSeqPrev(data []byte) (seq int64, prev format.Hash, ok bool) {
-	const seqKey, prevKey = `{"seq":`, `,"prev":"`
-	if !bytes.HasPrefix(data, []byte(seqKey)) {
-		return 0, prev, false
-	}
-	rest := data[len(seqKey):]
-	end := bytes.IndexByte(rest, ',')
-	if end < 0 {
-		return 0, prev, false
-	}
-	seq, err := strconv.ParseInt(string(rest[:end]), 10, 64)
-	if err != nil {
-		return 0, prev, false
-	}
-	i := bytes.Index(data, []byte(prevKey))
-	if i < 0 || len(data) < i+len(prevKey)+45 || data[i+len(prevKey)+44] != '"' {
-		return 0, prev, false
-	}
-	b64 := data[i+len(prevKey) : i+len(prevKey)+44]
-	var tmp [33]byte // DecodedLen of 44 base64 characters
-	if n, err := base64.StdEncoding.Decode(tmp[:], b64); err != nil || n != len(prev) {
-		return 0, prev, false
-	}
-	copy(prev[:], tmp[:])
-	return seq, prev, true
+// GenerateKey returns a new note signer key and its verifier key, named
+// after the log's origin.
+func GenerateKey(origin string) (skey, vkey string, err error) { return format.GenerateKey(origin) }
+
+// VerifierKey derives the verifier key from a signer key.
+func VerifierKey(skey string) (string, error) { return format.VerifierKey(skey) }
+
+// CheckInclusion checks an inclusion proof; see format.CheckInclusion.
+func CheckInclusion(proof []Hash, size int64, root Hash, seq int64, leaf Hash) error {
+	return format.CheckInclusion(proof, size, root, seq, leaf)
 }
 
-// loadOrCreateKey reads the signer key at path, or creates one (mode 0600)
-// when the file does not exist.
-func loadOrCreateKey(path, origin string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		skey := strings.TrimSpace(string(b))
-		if _, err := note.NewSigner(skey); err != nil {
-			return "", fmt.Errorf("format: key file %s: %w", path, err)
-		}
-		return skey, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("ledger: read key: %w", err)
-	}
-	skey, _, err := GenerateKey(origin)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("ledger: key dir: %w", err)
-	}
-	return skey, WriteKeyFile(path, skey)
-}
-
-// WriteKeyFile writes a new signer key file (mode 0600), durably: the file
-// and its directory entry are synced, since a key lost in a power cut
-// while the log survives would make the log unsignable. It never
-// overwrites a file.
-func WriteKeyFile(path, skey string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("ledger: create key: %w", err)
-	}
-	_, err = f.WriteString(skey + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(filepath.Dir(path)); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("ledger: write key %s: %w", path, err)
-	}
-	return nil
+// CheckConsistency checks a consistency proof; see format.CheckConsistency.
+func CheckConsistency(proof []Hash, from int64, fromRoot Hash, to int64, toRoot Hash) error {
+	return format.CheckConsistency(proof, from, fromRoot, to, toRoot)
 }

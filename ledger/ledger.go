@@ -71,6 +71,7 @@ type Ledger struct {
 	closeOnce sync.Once
 	stopGC    context.CancelFunc
 	gcDone    chan struct{}
+	warmed    chan struct{} // closed when warmProofs has ended
 
 	// Sequencer state, owned by the committer goroutine.
 	size     int64
@@ -85,7 +86,8 @@ type Ledger struct {
 	signedCP []byte
 	signedAt time.Time // when this process signed it, or opened the ledger
 
-	failed atomic.Pointer[error] // the last commit's failure; nil after a success
+	failed  atomic.Pointer[error] // the last commit's failure; nil after a success
+	commits atomic.Int64          // successful commits, for the benchmarks' batch sizes
 }
 
 // Open opens or creates the ledger in opts.Dir. A second Open of the same
@@ -177,20 +179,10 @@ func Open(opts Options) (*Ledger, error) {
 	l.reqs = make(chan *appendReq, opts.MaxBatch)
 	go l.commitLoop()
 	ctx, cancel := context.WithCancel(context.Background())
-	l.stopGC, l.gcDone = cancel, make(chan struct{})
+	l.stopGC, l.gcDone, l.warmed = cancel, make(chan struct{}), make(chan struct{})
 	go l.gcLoop(ctx)
+	go l.warmProofs(ctx)
 	return l, nil
-}
-
-func (l *Ledger) loadKey() (string, error) {
-	if l.opts.ReadOnly {
-		b, err := os.ReadFile(l.opts.KeyFile)
-		if err != nil {
-			return "", fmt.Errorf("ledger: read key: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return loadOrCreateKey(l.opts.KeyFile, l.opts.Origin)
 }
 
 // load restores the sequencer state after Open and refuses a ledger whose
@@ -221,7 +213,7 @@ func (l *Ledger) load() error {
 			l.frontier[x] = hashes[i]
 		}
 		n := tlog.StoredHashCount(size)
-		if l.tail, err = hr.chunk(n / chunkHashes); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		if l.tail, err = hr.chunk(n/chunkHashes, 0); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
 		l.tail = append([]byte(nil), l.tail[:min(len(l.tail), int(n%chunkHashes)*HashSize)]...)
@@ -263,6 +255,7 @@ func (l *Ledger) Close() error {
 		if !l.opts.ReadOnly {
 			l.stopGC()
 			<-l.gcDone
+			<-l.warmed
 			if _, cerr := l.Checkpoint(); cerr != nil {
 				err = cerr
 			}
@@ -292,6 +285,36 @@ func (l *Ledger) gcLoop(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// warmProofs reads every stored tree-hash chunk once, in key order, and
+// keeps the hashes that proofs share (upperLevel and above), so that a
+// proof soon after Open reads about one chunk instead of one per level.
+// It runs in the background until done or ctx ends; a failure only means
+// proofs read more.
+func (l *Ledger) warmProofs(ctx context.Context) {
+	defer close(l.warmed)
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'h'}, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := int64(binary.BigEndian.Uint64(it.Item().Key()[1:]))
+			err := it.Item().Value(func(v []byte) error {
+				l.cache.putUpper(c, v)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		l.opts.Logger.Warn("ledger: reading tree hashes ahead for proofs failed", "err", err)
 	}
 }
 
@@ -412,6 +435,13 @@ func (l *Ledger) ByPacket(packet string) ([]*Record, error) {
 		return nil, fmt.Errorf("ledger: entries of packet: %w", err)
 	}
 	return recs, nil
+}
+
+// Record is an entry as stored: its canonical bytes and their leaf hash.
+type Record struct {
+	Entry
+	Raw  []byte
+	Hash Hash
 }
 
 func decodeRecord(raw []byte) (*Record, error) {

@@ -3,7 +3,6 @@ package ledger
 import (
 	"fmt"
 
-	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -13,12 +12,9 @@ func (l *Ledger) ProveInclusion(seq, size int64) ([]Hash, error) {
 	if size < 1 || size > l.Size() || seq < 0 || seq >= size {
 		return nil, fmt.Errorf("%w: no inclusion proof for seq %d in size %d (log size %d)", ErrNotFound, seq, size, l.Size())
 	}
-	var p tlog.RecordProof
-	err := l.db.View(func(txn *badger.Txn) error {
-		var err error
-		p, err = tlog.ProveRecord(size, seq, &hashReader{txn: txn, cache: l.cache})
-		return err
-	})
+	hr := &hashReader{db: l.db, cache: l.cache}
+	defer hr.done()
+	p, err := tlog.ProveRecord(size, seq, hr)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: inclusion proof: %w", err)
 	}
@@ -35,12 +31,9 @@ func (l *Ledger) ProveConsistency(from, to int64) ([]Hash, error) {
 	if from == 0 || from == to {
 		return []Hash{}, nil
 	}
-	var p tlog.TreeProof
-	err := l.db.View(func(txn *badger.Txn) error {
-		var err error
-		p, err = tlog.ProveTree(to, from, &hashReader{txn: txn, cache: l.cache})
-		return err
-	})
+	hr := &hashReader{db: l.db, cache: l.cache}
+	defer hr.done()
+	p, err := tlog.ProveTree(to, from, hr)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: consistency proof: %w", err)
 	}

@@ -1,11 +1,14 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
@@ -283,4 +286,35 @@ func (c *chunkCursor) expect(i int64, want Hash) error {
 		return fmt.Errorf("tree hash %d is %s, recomputed %s", i, got, want)
 	}
 	return nil
+}
+
+// peekSeqPrev reads seq and prev from canonical bytes without a full JSON
+// decode; Verify uses it to keep pace with the disk. It relies on the fixed
+// field order: "seq" comes first and "prev" is the first key of that name,
+// since no earlier string value can hold an unescaped quote.
+func peekSeqPrev(data []byte) (seq int64, prev Hash, ok bool) {
+	const seqKey, prevKey = `{"seq":`, `,"prev":"`
+	if !bytes.HasPrefix(data, []byte(seqKey)) {
+		return 0, prev, false
+	}
+	rest := data[len(seqKey):]
+	end := bytes.IndexByte(rest, ',')
+	if end < 0 {
+		return 0, prev, false
+	}
+	seq, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+	if err != nil {
+		return 0, prev, false
+	}
+	i := bytes.Index(data, []byte(prevKey))
+	if i < 0 || len(data) < i+len(prevKey)+45 || data[i+len(prevKey)+44] != '"' {
+		return 0, prev, false
+	}
+	b64 := data[i+len(prevKey) : i+len(prevKey)+44]
+	var tmp [33]byte // DecodedLen of 44 base64 characters
+	if n, err := base64.StdEncoding.Decode(tmp[:], b64); err != nil || n != len(prev) {
+		return 0, prev, false
+	}
+	copy(prev[:], tmp[:])
+	return seq, prev, true
 }

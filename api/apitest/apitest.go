@@ -64,6 +64,9 @@ type Options struct {
 	// Server, if set, adjusts the test server before it starts: its
 	// Config (timeouts, MaxHeaderBytes) or TLS. A non-nil TLS serves HTTPS.
 	Server func(*httptest.Server)
+	// Ledger, if set, adjusts the ledger's options before it opens (for
+	// example to give it a failing disk).
+	Ledger func(ledger.Options) ledger.Options
 }
 
 // New starts a gateway with the demo agencies and one token per agency and role.
@@ -83,7 +86,11 @@ func New(t testing.TB, o Options) *Env {
 	if o.Catalog == nil {
 		o.Catalog = gateway.DefaultCatalog()
 	}
-	l, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), Logger: o.Logger})
+	lo := ledger.Options{Dir: filepath.Join(dir, "ledger"), Logger: o.Logger}
+	if o.Ledger != nil {
+		lo = o.Ledger(lo)
+	}
+	l, err := ledger.Open(lo)
 	if err != nil {
 		t.Fatal(err)
 	}

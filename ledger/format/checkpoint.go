@@ -2,8 +2,6 @@ package format
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Checkpoint is the body of a C2SP tlog-checkpoint: the log's origin, its
@@ -79,46 +76,4 @@ func OpenCheckpoint(signed []byte, vkey string) (Checkpoint, error) {
 		return c, fmt.Errorf("format: checkpoint origin %q does not match key name %q", c.Origin, v.Name())
 	}
 	return c, nil
-}
-
-// GenerateKey returns a new Ed25519 note signer key and its verifier key,
-// named after the log's origin.
-func GenerateKey(origin string) (skey, vkey string, err error) {
-	return note.GenerateKey(rand.Reader, origin)
-}
-
-// VerifierKey derives the verifier key from a signer key as written by
-// GenerateKey ("PRIVATE+KEY+<name>+<hash>+<base64 of alg byte and seed>").
-func VerifierKey(skey string) (string, error) {
-	parts := strings.SplitN(skey, "+", 5) // the base64 may hold "+"
-	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
-		return "", errors.New("format: malformed signer key")
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return "", errors.New("format: signer key is not an Ed25519 key")
-	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
-	return note.NewEd25519VerifierKey(parts[2], pub)
-}
-
-// CheckInclusion checks that leaf is the entry at seq in the tree of the
-// given size and root, using the audit path proof.
-func CheckInclusion(proof []Hash, size int64, root Hash, seq int64, leaf Hash) error {
-	return tlog.CheckRecord(proof, size, root, seq, leaf)
-}
-
-// CheckConsistency checks that the tree (from, fromRoot) is a prefix of the
-// tree (to, toRoot).
-func CheckConsistency(proof []Hash, from int64, fromRoot Hash, to int64, toRoot Hash) error {
-	if from == to {
-		if fromRoot != toRoot || len(proof) != 0 {
-			return fmt.Errorf("format: trees of equal size %d differ", from)
-		}
-		return nil
-	}
-	if from == 0 {
-		return nil
-	}
-	return tlog.CheckTree(proof, to, toRoot, from, fromRoot)
 }

@@ -1,7 +1,3 @@
-// Package format holds the ledger's wire formats: canonical entries, their
-// RFC 6962 leaf hashes, C2SP checkpoints and signed notes, and proof checks.
-// It depends on neither Badger nor anything else with state, so offline
-// verifiers (tongban verify) can use it alone.
 package format
 
 import (
@@ -53,15 +49,14 @@ func (e *Entry) Marshal() ([]byte, error) {
 	if err := e.Check(); err != nil {
 		return nil, err
 	}
+	return e.marshal()
+}
+
+// marshal encodes an entry that passed Check. The encoder compacts (and
+// validates) the payload itself, so it is read once here.
+func (e *Entry) marshal() ([]byte, error) {
 	c := *e
 	c.Time = c.Time.UTC()
-	if len(c.Payload) > 0 {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, c.Payload); err != nil {
-			return nil, fmt.Errorf("format: payload: %w", err)
-		}
-		c.Payload = buf.Bytes()
-	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -77,6 +72,15 @@ func (e *Entry) Marshal() ([]byte, error) {
 
 // Check reports whether the entry may be recorded: sizes, names, payload shape.
 func (e *Entry) Check() error {
+	if len(e.Payload) > 0 && !json.Valid(e.Payload) {
+		return errors.New("format: payload must be a JSON object")
+	}
+	return e.checkFields()
+}
+
+// checkFields is Check without validating the payload's JSON, for callers
+// that have validated it already.
+func (e *Entry) checkFields() error {
 	switch {
 	case e.Seq < 0:
 		return errors.New("format: negative seq")
@@ -86,7 +90,7 @@ func (e *Entry) Check() error {
 		return errors.New("format: actor names must be at most 256 bytes")
 	case len(e.Packet) > maxNameLen || bytes.IndexByte([]byte(e.Packet), 0) >= 0:
 		return errors.New("format: packet id must be at most 256 bytes, without NUL")
-	case len(e.Payload) > 0 && (!json.Valid(e.Payload) || bytes.TrimSpace(e.Payload)[0] != '{'):
+	case len(e.Payload) > 0 && !bytes.HasPrefix(bytes.TrimLeft(e.Payload, " \t\r\n"), []byte("{")):
 		return errors.New("format: payload must be a JSON object")
 	}
 	return nil
@@ -105,7 +109,11 @@ func ParseEntry(data []byte) (*Entry, error) {
 	if err := dec.Decode(&e); err != nil {
 		return nil, fmt.Errorf("format: parse entry: %w", err)
 	}
-	again, err := e.Marshal()
+	if err := e.checkFields(); err != nil {
+		return nil, err
+	}
+	// The decoder has validated the payload; marshal compacts it again.
+	again, err := e.marshal()
 	if err != nil {
 		return nil, err
 	}
