@@ -270,16 +270,19 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 	if first.Type != "packet.submitted" {
 		rep.missing(fmt.Sprintf("entry %d", seqs[0]), "the first entry is %s, not packet.submitted: entries were dropped", first.Type)
 	}
+	chained := true
 	for i, s := range seqs {
 		e := entries[s].entry
 		target := fmt.Sprintf("entry %d", s)
 		if e.Packet != rep.Packet {
+			chained = false
 			rep.fail(target, "belongs to packet %q, not %q", e.Packet, rep.Packet)
 		}
 		if i == 0 {
 			continue
 		}
 		if prev, ok := entries[s-1]; ok && e.Prev != prev.leaf {
+			chained = false
 			rep.fail(target, "its prev hash does not match entry %d", s-1)
 		}
 		var link struct {
@@ -288,8 +291,10 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 		json.Unmarshal(e.Payload, &link)
 		switch {
 		case link.PacketPrev == nil:
+			chained = false
 			rep.fail(target, "does not name the packet's previous entry")
 		case *link.PacketPrev != seqs[i-1]:
+			chained = false
 			rep.missing(fmt.Sprintf("entry %d", *link.PacketPrev), "entry %d follows it in the packet's chain, but it is missing from the bundle", s)
 		}
 	}
@@ -303,7 +308,7 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 		rep.missing(fmt.Sprintf("entry %d", last.Seq), "the last entry is %s, not the bundle's download: the entries after it were cut off", last.Type)
 	case cp.Size != last.Seq+1:
 		rep.missing("checkpoint", "size %d is not taken at the download entry %d (size %d): the bundle cannot show that nothing followed it", cp.Size, last.Seq, last.Seq+1)
-	default:
+	case chained && first.Type == "packet.submitted":
 		rep.pass("entries", "%d entries of packet %s, linked without gaps from packet.submitted to the download at seq %d, the checkpoint's last entry", len(seqs), rep.Packet, last.Seq)
 	}
 	sum := summarize(entries, seqs)

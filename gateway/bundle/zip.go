@@ -149,28 +149,29 @@ func readZip(r io.ReaderAt, size int64) ([]record, []zipFault, error) {
 	out := make([]record, 0, len(recs))
 	for _, c := range recs {
 		target := c.name
+		// Faults are collected and the walk goes on, so that every
+		// record at fault is named.
 		if c.off != next {
 			if c.off < next {
 				fault(target, "its local record overlaps the one before it")
 			} else {
 				fault(target, "%d bytes before its local record that no file accounts for", c.off-next)
 			}
-			return out, faults, nil
 		}
 		var lh [localLen]byte
 		if _, err := r.ReadAt(lh[:], int64(c.off)); err != nil || le32(lh[:]) != sigLocal {
 			fault(target, "no local header where the central directory points")
-			return out, faults, nil
+			continue
 		}
 		nl, xl := int(le16(lh[26:])), int(le16(lh[28:]))
 		if nl > maxNameLen {
 			fault(target, "a name longer than %d bytes", maxNameLen)
-			return out, faults, nil
+			continue
 		}
 		nx := make([]byte, nl+xl)
 		if _, err := r.ReadAt(nx, int64(c.off)+localLen); err != nil {
 			fault(target, "truncated local header")
-			return out, faults, nil
+			continue
 		}
 		l := record{name: string(nx[:nl]), method: le16(lh[8:]), crc: le32(lh[14:]), csize: uint64(le32(lh[18:])), usize: uint64(le32(lh[22:]))}
 		flags := le16(lh[6:])
@@ -200,12 +201,23 @@ func readZip(r io.ReaderAt, size int64) ([]record, []zipFault, error) {
 		next = uint64(c.data) + c.csize
 		if next > cdOff {
 			fault(target, "its data runs into the central directory")
-			return out, faults, nil
+			continue
+		}
+		if flags&0x8 != 0 {
+			// Skip the data descriptor, so the next record is judged
+			// on its own; the flag itself is a fault above.
+			var d [4]byte
+			next += 16
+			if _, err := r.ReadAt(d[:], int64(next-16)); err == nil && le32(d[:]) != 0x08074b50 {
+				next -= 4 // a descriptor without its signature
+			}
 		}
 		out = append(out, c.record)
 	}
-	if next != cdOff {
+	if next < cdOff {
 		fault("zip", "%d bytes between the last file and the central directory that no file accounts for", cdOff-next)
+	} else if next > cdOff {
+		fault("zip", "the last file runs into the central directory")
 	}
 	return out, faults, nil
 }
