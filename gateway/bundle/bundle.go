@@ -193,7 +193,7 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 		rep.fail(f.target, "%s", f.detail)
 	}
 	files := checkNames(rep, recs)
-	if files[Manifest] == nil && files[Checkpoint] == nil && !hasPrefix(files, Entries) {
+	if files[Manifest] == nil && files[Checkpoint] == nil && !hasPrefix(files, Entries) && len(faults) == 0 {
 		return rep.unverifiable("zip", "not a Tongban bundle: no manifest.json, no evidence/")
 	}
 
@@ -217,11 +217,11 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 
 	// 2. Entries, each proven into the checkpoint.
 	entries := map[int64]*entryFile{}
-	proofSeqs := map[int64]bool{}
 	for name, rec := range files {
+		if rec.dir() {
+			continue
+		}
 		if s, ok := strings.CutPrefix(name, Proofs); ok {
-			seq, _ := seqOf(s)
-			proofSeqs[seq] = true
 			if files[Entries+s] == nil {
 				rep.missing(name, "a proof without its entry: the entry was dropped from the bundle")
 			}

@@ -61,48 +61,59 @@ func readZip(r io.ReaderAt, size int64) ([]record, []zipFault, error) {
 	if size < endLen {
 		return nil, nil, errNotZip
 	}
-	end := make([]byte, endLen)
-	if _, err := r.ReadAt(end, size-endLen); err != nil {
+	// The end record must be the last 22 bytes; if it is found earlier,
+	// the bytes after it are a fault, and the zip is still read.
+	tailLen := min(size, endLen+0xffff)
+	tail := make([]byte, tailLen)
+	if _, err := r.ReadAt(tail, size-tailLen); err != nil {
 		return nil, nil, errNotZip
 	}
-	if le32(end) != sigEnd || le16(end[20:]) != 0 {
-		if _, err := zip.NewReader(r, size); err == nil {
-			// A zip, but with a comment or bytes after its end record.
-			return nil, []zipFault{{"zip", "bytes after the central directory's end record (a comment or appended data) that no file accounts for"}}, nil
+	q := -1
+	for i := len(tail) - endLen; i >= 0; i-- {
+		if le32(tail[i:]) == sigEnd && int64(len(tail)-i-endLen) >= int64(le16(tail[i+20:])) {
+			q = i
+			break
 		}
+	}
+	if q < 0 {
 		return nil, nil, errNotZip
+	}
+	end := tail[q : q+endLen]
+	endAt := size - tailLen + int64(q) // offset of the end record
+	if endAt+endLen != size {
+		fault("zip", "%d bytes after the central directory's end record (a comment or appended data) that no file accounts for", size-endAt-endLen)
 	}
 	count, cdSize, cdOff := uint64(le16(end[10:])), uint64(le32(end[12:])), uint64(le32(end[16:]))
 	if le16(end[4:]) != 0 || le16(end[6:]) != 0 || le16(end[8:]) != le16(end[10:]) {
-		return nil, []zipFault{{"zip", "a multi-disk archive"}}, nil
+		return nil, append(faults, zipFault{"zip", "a multi-disk archive"}), nil
 	}
-	cdEnd := uint64(size - endLen)
+	cdEnd := uint64(endAt)
 	if count == 0xffff || cdSize == 0xffffffff || cdOff == 0xffffffff {
 		// Zip64: the locator precedes the end record, the zip64 end
 		// record follows the central directory.
 		var loc [20]byte
-		if size < endLen+20 {
+		if endAt < 20 {
 			return nil, nil, errNotZip
 		}
-		if _, err := r.ReadAt(loc[:], size-endLen-20); err != nil || le32(loc[:]) != sigLocator64 {
-			return nil, []zipFault{{"zip", "a zip64 end record without its locator"}}, nil
+		if _, err := r.ReadAt(loc[:], endAt-20); err != nil || le32(loc[:]) != sigLocator64 {
+			return nil, append(faults, zipFault{"zip", "a zip64 end record without its locator"}), nil
 		}
 		off := binary.LittleEndian.Uint64(loc[8:])
 		var e64 [56]byte
-		if off+56 != uint64(size-endLen-20) {
-			return nil, []zipFault{{"zip", "bytes between the zip64 end record and its locator"}}, nil
+		if off+56 != uint64(endAt-20) {
+			return nil, append(faults, zipFault{"zip", "bytes between the zip64 end record and its locator"}), nil
 		}
 		if _, err := r.ReadAt(e64[:], int64(off)); err != nil || le32(e64[:]) != sigEnd64 || binary.LittleEndian.Uint64(e64[4:]) != 44 {
-			return nil, []zipFault{{"zip", "a malformed zip64 end record"}}, nil
+			return nil, append(faults, zipFault{"zip", "a malformed zip64 end record"}), nil
 		}
 		count, cdSize, cdOff = binary.LittleEndian.Uint64(e64[32:]), binary.LittleEndian.Uint64(e64[40:]), binary.LittleEndian.Uint64(e64[48:])
 		cdEnd = off
 	}
 	if cdOff > cdEnd || cdEnd-cdOff != cdSize {
-		return nil, []zipFault{{"zip", "bytes between the central directory and its end record that no file accounts for"}}, nil
+		return nil, append(faults, zipFault{"zip", "bytes between the central directory and its end record that no file accounts for"}), nil
 	}
 	if count > maxFiles {
-		return nil, []zipFault{{"zip", fmt.Sprintf("%d files is too many", count)}}, nil
+		return nil, append(faults, zipFault{"zip", fmt.Sprintf("%d files is too many", count)}), nil
 	}
 	cd := make([]byte, cdSize)
 	if _, err := r.ReadAt(cd, int64(cdOff)); err != nil {
@@ -118,11 +129,11 @@ func readZip(r io.ReaderAt, size int64) ([]record, []zipFault, error) {
 	p := cd
 	for i := uint64(0); i < count; i++ {
 		if len(p) < centralLen || le32(p) != sigCentral {
-			return nil, []zipFault{{"zip", "the central directory is malformed"}}, nil
+			return nil, append(faults, zipFault{"zip", "the central directory is malformed"}), nil
 		}
 		nl, xl, cl := int(le16(p[28:])), int(le16(p[30:])), int(le16(p[32:]))
 		if len(p) < centralLen+nl+xl+cl {
-			return nil, []zipFault{{"zip", "the central directory is malformed"}}, nil
+			return nil, append(faults, zipFault{"zip", "the central directory is malformed"}), nil
 		}
 		c := central{record: record{name: string(p[centralLen : centralLen+nl]), method: le16(p[10:]), crc: le32(p[16:]),
 			csize: uint64(le32(p[20:])), usize: uint64(le32(p[24:]))}, flags: le16(p[8:]), off: uint64(le32(p[42:]))}
@@ -141,7 +152,7 @@ func readZip(r io.ReaderAt, size int64) ([]record, []zipFault, error) {
 		p = p[centralLen+nl+xl+cl:]
 	}
 	if len(p) != 0 {
-		return nil, []zipFault{{"zip", "bytes inside the central directory that no record accounts for"}}, nil
+		return nil, append(faults, zipFault{"zip", "bytes inside the central directory that no record accounts for"}), nil
 	}
 
 	slices.SortFunc(recs, func(a, b central) int { return cmpU64(a.off, b.off) })
@@ -188,9 +199,10 @@ func readZip(r io.ReaderAt, size int64) ([]record, []zipFault, error) {
 		if c.flags&^allowedFlags != 0 {
 			fault(target, "flags %#x: encrypted or with a data descriptor", c.flags)
 		}
-		if c.flags&flagUTF8 == 0 && !ascii(c.name) {
-			fault(target, "a non-ASCII name without the UTF-8 flag: extractors may read it in another code page")
-		}
+		// A non-ASCII name without the UTF-8 flag (as zip -r writes it) is
+		// accepted: it must still be valid NFC UTF-8, and a tool that reads
+		// it in a legacy code page shows another name for the same
+		// verified bytes, never a '/' or '.' that is not there.
 		if !utf8.ValidString(c.name) {
 			fault(target, "a name that is not valid UTF-8")
 		}
@@ -333,15 +345,6 @@ func (c *checkReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("unreadable: %w", err)
 	}
 	return n, err
-}
-
-func ascii(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 func cmpU64(a, b uint64) int {
