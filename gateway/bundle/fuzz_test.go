@@ -191,10 +191,23 @@ func buildBundle(tb testing.TB) *handMade {
 // local headers (no data descriptors), a fixed time, so the same files
 // always make the same bytes.
 func zipFiles(tb testing.TB, files []zfile) []byte {
+	return zipFilesDirs(tb, files, false)
+}
+
+// zipFilesDirs is zipFiles, with a directory record before each file's
+// parent (as zip -r writes them) when dirs is set.
+func zipFilesDirs(tb testing.TB, files []zfile, dirs bool) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
+	seen := map[string]bool{}
 	for _, f := range files {
+		if d := f.name[:strings.LastIndex(f.name, "/")+1]; dirs && d != "" && !seen[d] {
+			seen[d] = true
+			if _, err := zw.CreateHeader(&zip.FileHeader{Name: d, Method: zip.Store}); err != nil {
+				tb.Fatal(err)
+			}
+		}
 		fh := &zip.FileHeader{Name: f.name, Method: zip.Store, Modified: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC),
 			CRC32: crc32.ChecksumIEEE(f.data), CompressedSize64: uint64(len(f.data)), UncompressedSize64: uint64(len(f.data))}
 		if !isASCII(f.name) {
@@ -266,6 +279,9 @@ func TestVerifyHandMadeBundle(t *testing.T) {
 	// view that verified; the checkpoint is taken at the download entry
 	// now, so that is a cut-off bundle.
 	older := without(h.files, Entries+"4.json", Proofs+"4.json", Entries+"5.json", Proofs+"5.json", License+"certificate.pdf")
+	if rep, _ := verifyBytes(zipFilesDirs(t, h.files, true), h.vkey); !rep.OK {
+		t.Fatalf("with directory records: %s %+v", rep.Verdict, rep.Failures())
+	}
 	if rep, _ := verifyBytes(zipFiles(t, older), h.vkey); rep.Verdict != Incomplete {
 		t.Fatalf("bundle cut after entry 3: %s %+v", rep.Verdict, rep.Failures())
 	}
@@ -295,12 +311,13 @@ func TestVerifyHandMadeBundle(t *testing.T) {
 	}
 }
 
-// bundleSeeds are the valid bundle, a cut-off one, a truncated copy, an
+// bundleSeeds are the valid bundle with and without directory records, a cut-off one, a truncated copy, an
 // altered copy and a zip that is no bundle.
 func bundleSeeds(tb testing.TB, h *handMade) [][]byte {
 	valid := zipFiles(tb, h.files)
 	return [][]byte{
 		valid,
+		zipFilesDirs(tb, h.files, true),
 		zipFiles(tb, without(h.files, Entries+"5.json", Proofs+"5.json")),
 		valid[:len(valid)/2],
 		zipFiles(tb, replaced(h.files, Materials+"consent_form/consent.pdf", []byte("%PDF-1.7\nforged"))),
