@@ -74,7 +74,7 @@ func loadVerifierKey(arg string) (string, error) {
 func verifyBundle(path, vkey string, o verifyOpts, stdout io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return exitError{code: 3, msg: fmt.Sprintf("UNVERIFIABLE: %v", err)}
+		return usageError("%v", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
