@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"strconv"
 
 	"tongban/gateway/bundle"
 	"tongban/ledger"
@@ -109,12 +111,14 @@ func (g *Gateway) OpenMaterial(ctx context.Context, who Principal, id, kind stri
 	return rc, ref, nil
 }
 
-// WriteBundle writes a packet's bundle for its destination or an auditor:
-// manifest.json, the materials, the licence if issued, and evidence/ with
-// the packet's ledger entries, an inclusion proof of each and the signed
-// checkpoint they lead to. The download itself is recorded first, so the
-// bundle proves it too. Every object is verified before the first byte is
-// written.
+// WriteBundle writes a packet's bundle for its destination or an auditor,
+// in the canonical form of docs/formats.md: manifest.json, the materials,
+// the licence if issued, and evidence/ with the packet's ledger entries,
+// an inclusion proof of each and a checkpoint signed at exactly the
+// download entry. The download is recorded under the packet's lock and the
+// bundle is built from the view at that entry, so it shows the packet's
+// whole history up to its download and nothing can follow inside the
+// signed tree. Every object is verified before the first byte is written.
 func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w io.Writer) error {
 	p, err := g.packetFor(who, id)
 	if err != nil {
@@ -123,61 +127,166 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 	if (who.Agency != p.Destination || who.Role != RoleReviewer) && who.Role != RoleAuditor {
 		return fmt.Errorf("%w: bundles are for the destination's reviewer and auditors", ErrForbidden)
 	}
-	objects := append([]MaterialRef{{Kind: "manifest", SHA256: p.Manifest}}, p.Materials...)
-	if p.License != nil {
-		objects = append(objects, *p.License)
-	}
-	for _, o := range objects {
-		if err := g.verifyObject(ctx, who, id, o.Kind, o.SHA256); err != nil {
-			return err
-		}
-	}
-	unlock := g.lock(id)
-	cur, err := g.state.get(id)
-	if err == nil {
-		_, _, err = g.record(ctx, who, nil, cur, EntryDownloaded, id, &downloadedPayload{What: "bundle"}, namesOf(cur.Materials))
-	}
-	unlock()
-	if err != nil {
-		return err
-	}
-	signed, err := g.cfg.Ledger.Checkpoint()
-	if err != nil {
-		return fmt.Errorf("gateway: checkpoint: %w", err)
-	}
-	cp, err := ledger.OpenCheckpoint(signed, g.cfg.Ledger.VerifierKey())
-	if err != nil {
-		return fmt.Errorf("gateway: own checkpoint: %w", err)
-	}
-	recs, err := g.cfg.Ledger.ByPacket(id)
-	if err != nil {
-		return err
-	}
-
-	zw := zip.NewWriter(w)
-	now := g.cfg.Now()
-	add := func(name string, r io.Reader) error {
-		// Stored, not deflated: scans are already compressed.
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store, Modified: now})
+	var snap *bundleSnapshot
+	for attempt := 0; snap == nil; attempt++ {
+		// Objects are read through outside the lock (they may be large,
+		// and a bad one is recorded under it); the snapshot is taken only
+		// if the packet still names the same objects.
+		crcs, err := g.verifyObjects(ctx, who, p)
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(fw, r)
+		unlock := g.lock(id)
+		cur, err := g.state.get(id)
+		if err == nil && sameObjects(cur, p) {
+			snap, err = g.snapshotBundle(ctx, who, cur, crcs)
+		}
+		unlock()
+		if err != nil {
+			return err
+		}
+		if snap == nil {
+			if attempt == 2 {
+				return fmt.Errorf("%w: packet %s keeps changing while its bundle is prepared; try again", ErrConflict, id)
+			}
+			p = cur
+		}
+	}
+	return g.streamBundle(ctx, snap, w)
+}
+
+// bundleSnapshot is a packet's bundle as of its download entry: everything
+// but the objects' bytes.
+type bundleSnapshot struct {
+	packet  *Packet
+	crcs    map[string]uint32 // digest -> CRC-32, for the zip headers
+	entries []*ledger.Record
+	proofs  [][]byte
+	signed  []byte
+}
+
+func objectsOf(p *Packet) []MaterialRef {
+	objs := append([]MaterialRef{{Kind: "manifest", SHA256: p.Manifest}}, p.Materials...)
+	if p.License != nil {
+		objs = append(objs, *p.License)
+	}
+	return objs
+}
+
+func sameObjects(a, b *Packet) bool {
+	x, y := objectsOf(a), objectsOf(b)
+	if len(x) != len(y) {
+		return false
+	}
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// verifyObjects reads every object of p through (the store checks each
+// digest) and returns their CRC-32s. A bad object is recorded.
+func (g *Gateway) verifyObjects(ctx context.Context, who Principal, p *Packet) (map[string]uint32, error) {
+	crcs := map[string]uint32{}
+	for _, o := range objectsOf(p) {
+		crc, err := g.crcOf(ctx, o.SHA256)
+		if err != nil {
+			return nil, g.objectErr(ctx, who, p.ID, o.Kind, o.SHA256, err)
+		}
+		crcs[o.SHA256] = crc
+	}
+	return crcs, nil
+}
+
+func (g *Gateway) crcOf(ctx context.Context, digest string) (uint32, error) {
+	rc, _, err := g.cfg.Store.Open(ctx, digest)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	h := crc32.NewIEEE()
+	if _, err := io.Copy(h, rc); err != nil {
+		return 0, err
+	}
+	return h.Sum32(), nil
+}
+
+// snapshotBundle records the download and gathers the evidence as of it.
+// The caller holds the packet's lock, so no entry of the packet can come
+// between the download entry and the view p.
+func (g *Gateway) snapshotBundle(ctx context.Context, who Principal, p *Packet, crcs map[string]uint32) (*bundleSnapshot, error) {
+	next, dl, err := g.record(ctx, who, nil, p, EntryDownloaded, p.ID, &downloadedPayload{What: "bundle"}, namesOf(p.Materials))
+	if err != nil {
+		return nil, err
+	}
+	size := dl.Seq + 1
+	signed, err := g.cfg.Ledger.CheckpointAt(size)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: checkpoint at %d: %w", size, err)
+	}
+	recs, err := g.cfg.Ledger.ByPacket(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	s := &bundleSnapshot{packet: next, crcs: crcs, signed: signed}
+	for _, rec := range recs {
+		if rec.Seq >= size {
+			break // cannot happen under the lock; kept out of the tree regardless
+		}
+		hashes, err := g.cfg.Ledger.ProveInclusion(rec.Seq, size)
+		if err != nil {
+			return nil, err
+		}
+		s.entries = append(s.entries, rec)
+		s.proofs = append(s.proofs, mustJSON(InclusionProof{Seq: rec.Seq, Size: size, Hashes: hashes}))
+	}
+	if n := len(s.entries); n == 0 || s.entries[n-1].Seq != dl.Seq {
+		return nil, fmt.Errorf("gateway: the packet's entries do not end at its download entry %d", dl.Seq)
+	}
+	return s, nil
+}
+
+// streamBundle writes the canonical zip: stored files with their CRC and
+// sizes in the local headers (no data descriptors), names in NFC, in the
+// documented order.
+func (g *Gateway) streamBundle(ctx context.Context, s *bundleSnapshot, w io.Writer) error {
+	zw := zip.NewWriter(w)
+	now := g.cfg.Now()
+	add := func(name string, size int64, crc uint32, r io.Reader) error {
+		fh := &zip.FileHeader{Name: name, Method: zip.Store, Modified: now, CRC32: crc,
+			CompressedSize64: uint64(size), UncompressedSize64: uint64(size)}
+		if !isASCII(name) {
+			fh.Flags |= 0x800 // UTF-8 name
+		}
+		fw, err := zw.CreateRaw(fh)
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(fw, r)
+		if err == nil && n != size {
+			err = fmt.Errorf("gateway: %s: %d bytes, expected %d", name, n, size)
+		}
 		return err
 	}
+	addBytes := func(name string, b []byte) error {
+		return add(name, int64(len(b)), crc32.ChecksumIEEE(b), bytes.NewReader(b))
+	}
 	copyObject := func(name, digest string) error {
-		rc, _, err := g.cfg.Store.Open(ctx, digest)
+		rc, info, err := g.cfg.Store.Open(ctx, digest)
 		if err != nil {
 			return storageErr(err)
 		}
 		defer rc.Close()
-		return add(name, rc)
+		return add(name, info.Size, s.crcs[digest], rc)
 	}
+	p := s.packet
 	if err := copyObject(bundle.Manifest, p.Manifest); err != nil {
 		return err
 	}
 	for _, m := range p.Materials {
-		if err := copyObject(bundle.Materials+m.Kind+"/"+m.Filename, m.SHA256); err != nil {
+		if err := copyObject(bundle.MaterialName(m.Kind, m.Filename), m.SHA256); err != nil {
 			return err
 		}
 	}
@@ -186,24 +295,26 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 			return err
 		}
 	}
-	for _, rec := range recs {
-		if rec.Seq >= cp.Size {
-			continue // appended after the checkpoint was taken
-		}
-		name := fmt.Sprintf("%d.json", rec.Seq)
-		if err := add(bundle.Entries+name, bytes.NewReader(rec.Raw)); err != nil {
+	for i, rec := range s.entries {
+		name := strconv.FormatInt(rec.Seq, 10) + ".json"
+		if err := addBytes(bundle.Entries+name, rec.Raw); err != nil {
 			return err
 		}
-		hashes, err := g.cfg.Ledger.ProveInclusion(rec.Seq, cp.Size)
-		if err != nil {
-			return err
-		}
-		if err := add(bundle.Proofs+name, bytes.NewReader(mustJSON(InclusionProof{Seq: rec.Seq, Size: cp.Size, Hashes: hashes}))); err != nil {
+		if err := addBytes(bundle.Proofs+name, s.proofs[i]); err != nil {
 			return err
 		}
 	}
-	if err := add(bundle.Checkpoint, bytes.NewReader(signed)); err != nil {
+	if err := addBytes(bundle.Checkpoint, s.signed); err != nil {
 		return err
 	}
 	return zw.Close()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

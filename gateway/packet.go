@@ -152,6 +152,9 @@ type (
 	licensePayload struct {
 		head
 		materialDigest
+		// Filename is the licence's name in a bundle (license/<filename>),
+		// chosen by the gateway, so the verifier can require it by name.
+		Filename string `json:"filename,omitempty"`
 	}
 	deliveredPayload struct {
 		head
@@ -227,7 +230,11 @@ func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string
 		if err := json.Unmarshal(e.Payload, &pl); err != nil {
 			return nil, fmt.Errorf("gateway: entry %d: %w", e.Seq, err)
 		}
-		c.License = &MaterialRef{Kind: "license", Filename: "license" + extension(pl.ContentType), Size: pl.Size, SHA256: pl.SHA256, ContentType: pl.ContentType}
+		name := pl.Filename
+		if name == "" { // recorded before the name was
+			name = "license" + extension(pl.ContentType)
+		}
+		c.License = &MaterialRef{Kind: "license", Filename: name, Size: pl.Size, SHA256: pl.SHA256, ContentType: pl.ContentType}
 		c.Status = StatusLicenseIssued
 	case EntryDelivered:
 		c.Status = StatusDelivered

@@ -19,6 +19,8 @@ func TestPayloadBytes(t *testing.T) {
 		{&reasonPayload{}, head{PacketPrev: prev(2)}, `{"packet_prev":2}`},
 		{&licensePayload{materialDigest: materialDigest{Kind: "license", SHA256: "ab", Size: 3, ContentType: TypePDF}}, head{PacketPrev: prev(3)},
 			`{"packet_prev":3,"kind":"license","sha256":"ab","size":3,"content_type":"application/pdf"}`},
+		{&licensePayload{materialDigest: materialDigest{Kind: "license", SHA256: "ab", Size: 3, ContentType: TypePDF}, Filename: "license.pdf"}, head{PacketPrev: prev(3)},
+			`{"packet_prev":3,"kind":"license","sha256":"ab","size":3,"content_type":"application/pdf","filename":"license.pdf"}`},
 		{&downloadedPayload{What: "bundle"}, head{PacketPrev: prev(4)}, `{"packet_prev":4,"what":"bundle"}`},
 		{&supplementedPayload{Manifest: "m"}, head{Idem: &idemPayload{Key: "k", Body: "f"}, PacketPrev: prev(9)},
 			`{"idem":{"key":"k","body":"f"},"packet_prev":9,"manifest":"m","materials":null}`},

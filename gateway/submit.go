@@ -400,7 +400,7 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, ps
 	if err != nil {
 		return nil, err
 	}
-	next, _, err := g.record(ctx, who, nil, p, EntryLicense, id, &licensePayload{materialDigest: digestsOf([]MaterialRef{ref})[0]}, namesOf(p.Materials))
+	next, _, err := g.record(ctx, who, nil, p, EntryLicense, id, &licensePayload{materialDigest: digestsOf([]MaterialRef{ref})[0], Filename: "license" + extension(ref.ContentType)}, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}

@@ -321,7 +321,8 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "saved %s (%d bytes, sha256 %s)\n", *out, n, sum)
 	if *verify {
-		return verifyBundle(*out, vkey, false, stdout)
+		// A fetched bundle must be the packet asked for.
+		return verifyBundle(*out, vkey, verifyOpts{packet: id}, stdout)
 	}
 	return nil
 }

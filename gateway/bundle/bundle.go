@@ -1,8 +1,8 @@
 // Package bundle defines the packet bundle a destination or an auditor
 // downloads, and verifies one offline: with the log's verifier key and
-// nothing else, no gateway, no Badger, no network.
-//
-// A bundle is a zip:
+// nothing else, no gateway, no Badger, no network. The canonical form is
+// described in docs/formats.md; Verify accepts that form and nothing that
+// could make a zip tool write bytes it did not check.
 //
 //	manifest.json               the packet's manifest (applicant, materials, digests)
 //	materials/<kind>/<name>     the files
@@ -13,7 +13,7 @@
 package bundle
 
 import (
-	"archive/zip"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,6 +23,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"tongban/ledger/format"
 )
@@ -37,6 +40,21 @@ const (
 	Checkpoint = "evidence/checkpoint"
 )
 
+// Verdicts, from best to worst.
+const (
+	Intact       = "INTACT"       // everything holds
+	Incomplete   = "INCOMPLETE"   // something the bundle must hold is missing, or it is older than required
+	Altered      = "ALTERED"      // something is not what the ledger vouches for
+	Unverifiable = "UNVERIFIABLE" // cannot be judged with the trust given: no bundle, another key
+)
+
+// Kinds of fault a failed check reports; they decide the verdict.
+const (
+	faultIncomplete   = "incomplete"
+	faultAltered      = "altered"
+	faultUnverifiable = "unverifiable"
+)
+
 // InclusionProof is an RFC 6962 audit path, as served and bundled.
 type InclusionProof struct {
 	Seq    int64         `json:"seq"`
@@ -49,23 +67,59 @@ type Check struct {
 	OK     bool   `json:"ok"`
 	Target string `json:"target"` // the file, entry or signature checked
 	Detail string `json:"detail"`
+	Fault  string `json:"fault,omitempty"` // incomplete, altered or unverifiable
 }
 
-// Report is the outcome of Verify: every check made, in order.
+// Summary is what an intact bundle proves about its packet.
+type Summary struct {
+	Packet      string    `json:"packet"`
+	Item        string    `json:"item"`
+	Origin      string    `json:"origin"`
+	Destination string    `json:"destination"`
+	Status      string    `json:"status"`
+	AsOfSeq     int64     `json:"as_of_seq"`  // the download entry: complete up to here
+	AsOf        time.Time `json:"as_of"`      // its time, by the ledger's clock
+	Downloader  string    `json:"downloader"` // agency:role that downloaded it
+}
+
+// Report is the outcome of Verify: the verdict and every check made.
 type Report struct {
+	Verdict    string            `json:"verdict"`
 	OK         bool              `json:"ok"`
 	Packet     string            `json:"packet,omitempty"`
+	Summary    *Summary          `json:"summary,omitempty"`
 	Checkpoint format.Checkpoint `json:"checkpoint"`
 	Checks     []Check           `json:"checks"`
+
+	files []verified // what Extract may write, once the verdict is INTACT
+}
+
+// verified is a file whose bytes hash to what the ledger or the key vouch for.
+type verified struct {
+	rec    record
+	sha256 string
 }
 
 func (r *Report) pass(target, format string, a ...any) {
 	r.Checks = append(r.Checks, Check{OK: true, Target: target, Detail: fmt.Sprintf(format, a...)})
 }
 
-func (r *Report) fail(target, format string, a ...any) {
+func (r *Report) failAs(fault, target, format string, a ...any) {
 	r.OK = false
-	r.Checks = append(r.Checks, Check{OK: false, Target: target, Detail: fmt.Sprintf(format, a...)})
+	r.Checks = append(r.Checks, Check{Target: target, Detail: fmt.Sprintf(format, a...), Fault: fault})
+}
+
+func (r *Report) fail(target, format string, a ...any) {
+	r.failAs(faultAltered, target, format, a...)
+}
+
+func (r *Report) missing(target, format string, a ...any) {
+	r.failAs(faultIncomplete, target, format, a...)
+}
+
+func (r *Report) unverifiable(target, format string, a ...any) *Report {
+	r.failAs(faultUnverifiable, target, format, a...)
+	return r.finish()
 }
 
 // Failures returns the failed checks.
@@ -77,6 +131,35 @@ func (r *Report) Failures() []Check {
 		}
 	}
 	return out
+}
+
+// finish sets the verdict from the worst fault.
+func (r *Report) finish() *Report {
+	r.Verdict = Intact
+	for _, c := range r.Checks {
+		switch {
+		case c.OK:
+		case c.Fault == faultUnverifiable:
+			r.Verdict = Unverifiable
+		case c.Fault == faultAltered && r.Verdict != Unverifiable:
+			r.Verdict = Altered
+		case r.Verdict == Intact:
+			r.Verdict = Incomplete
+		}
+	}
+	r.OK = r.Verdict == Intact
+	if !r.OK {
+		r.files = nil
+	}
+	return r
+}
+
+// Options say what to verify against.
+type Options struct {
+	Key       string    // the log's note verifier key (required)
+	Packet    string    // if set, the bundle must be this packet's
+	NotBefore time.Time // if set, the bundle must be complete as of this time or later
+	MinSize   int64     // if set, its checkpoint must cover at least this many entries
 }
 
 // Limits on what a bundle may hold, against hostile archives.
@@ -91,57 +174,66 @@ type entryFile struct {
 	leaf  format.Hash
 }
 
-// Verify checks a bundle against the log key vkey: the checkpoint's
-// signature; every entry's canonical form and inclusion proof into the
-// checkpoint; the chain links between consecutive entries and the packet's
-// own chain (packet_prev) through the bundle; the manifest against the
-// ledger's latest manifest digest; and every material and the licence
-// against both. It returns an error only when the bundle cannot be read at
-// all; otherwise the report says what holds and what does not.
-func Verify(r io.ReaderAt, size int64, vkey string) (*Report, error) {
-	zr, err := zip.NewReader(r, size)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: not a readable zip: %w", err)
-	}
-	if len(zr.File) > maxFiles {
-		return nil, fmt.Errorf("bundle: %d files is too many", len(zr.File))
-	}
+// Verify checks a bundle against o.Key. It never fails outright: a zip it
+// cannot read or a checkpoint signed by another key is UNVERIFIABLE. The
+// checks, in order: the zip's structure and names (readZip, checkNames);
+// the checkpoint's signature; every entry's canonical form and inclusion
+// proof; that the packet's entries form one chain from packet.submitted to
+// the bundle's download entry, at which the checkpoint was taken; the
+// binding to o.Packet and the freshness asked for; the manifest against
+// the ledger's latest manifest digest; every material and the licence
+// against both.
+func Verify(r io.ReaderAt, size int64, o Options) *Report {
 	rep := &Report{OK: true}
-	files := map[string]*zip.File{}
-	for _, f := range zr.File {
-		if _, dup := files[f.Name]; dup {
-			rep.fail(f.Name, "appears twice in the bundle")
-		}
-		files[f.Name] = f
+	recs, faults, err := readZip(r, size)
+	if err != nil {
+		return rep.unverifiable("zip", "not a bundle: %v", err)
+	}
+	for _, f := range faults {
+		rep.fail(f.target, "%s", f.detail)
+	}
+	files := checkNames(rep, recs)
+	if files[Manifest] == nil && files[Checkpoint] == nil && !hasPrefix(files, Entries) && len(faults) == 0 {
+		return rep.unverifiable("zip", "not a Tongban bundle: no manifest.json, no evidence/")
 	}
 
 	// 1. The checkpoint and its signature.
-	signed, err := readSmall(files[Checkpoint])
+	signed, err := readSmall(r, files[Checkpoint])
 	if err != nil {
-		rep.fail(Checkpoint, "%v", err)
-		return rep, nil
+		rep.missing(Checkpoint, "%v", err)
+		return rep.finish()
 	}
-	cp, err := format.OpenCheckpoint(signed, vkey)
+	cp, fault, err := openCheckpoint(signed, o.Key)
 	if err != nil {
-		rep.fail("signature", "the checkpoint is not validly signed by the log key: %v", err)
-		return rep, nil
+		if fault == faultUnverifiable {
+			return rep.unverifiable("signature", "%v", err)
+		}
+		rep.fail("signature", "%v", err)
+		return rep.finish()
 	}
 	rep.Checkpoint = cp
 	rep.pass("signature", "checkpoint of %s, size %d, signed by the log key", cp.Origin, cp.Size)
+	rep.files = append(rep.files, verified{*files[Checkpoint], hexSHA256(signed)})
 
 	// 2. Entries, each proven into the checkpoint.
 	entries := map[int64]*entryFile{}
-	for name, f := range files {
-		if !strings.HasPrefix(name, Entries) {
+	for name, rec := range files {
+		if rec.dir() {
 			continue
 		}
-		target := "entry " + strings.TrimSuffix(strings.TrimPrefix(name, Entries), ".json")
-		seq, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, Entries), ".json"), 10, 64)
-		if err != nil || !strings.HasSuffix(name, ".json") {
-			rep.fail(name, "not an entry file name")
+		if s, ok := strings.CutPrefix(name, Proofs); ok {
+			if files[Entries+s] == nil {
+				rep.missing(name, "a proof without its entry: the entry was dropped from the bundle")
+			}
 			continue
 		}
-		raw, err := readSmall(f)
+		s, ok := strings.CutPrefix(name, Entries)
+		if !ok {
+			continue
+		}
+		seq, _ := seqOf(s)
+		target := "entry " + strconv.FormatInt(seq, 10)
+		raw, err := readSmall(r, rec)
 		if err != nil {
 			rep.fail(target, "%v", err)
 			continue
@@ -156,13 +248,9 @@ func Verify(r io.ReaderAt, size int64, vkey string) (*Report, error) {
 			continue
 		}
 		ef := &entryFile{raw: raw, entry: e, leaf: format.LeafHash(raw)}
-		if checkProof(rep, files, target, seq, cp, ef.leaf) {
+		if checkProof(rep, r, files, target, seq, cp, ef.leaf) {
 			entries[seq] = ef
-		}
-	}
-	for name := range files {
-		if strings.HasPrefix(name, Proofs) && files[Entries+strings.TrimPrefix(name, Proofs)] == nil {
-			rep.fail(name, "a proof without its entry: the entry was dropped from the bundle")
+			rep.files = append(rep.files, verified{*rec, hexSHA256(raw)})
 		}
 	}
 	seqs := make([]int64, 0, len(entries))
@@ -171,27 +259,30 @@ func Verify(r io.ReaderAt, size int64, vkey string) (*Report, error) {
 	}
 	slices.Sort(seqs)
 	if len(seqs) == 0 {
-		rep.fail("entries", "the bundle holds no ledger entry")
-		return rep, nil
+		rep.missing("entries", "the bundle holds no ledger entry that proves into the checkpoint")
+		return rep.finish()
 	}
 
-	// 3. Links: the log's hash chain where entries are consecutive, and the
-	// packet's own chain through packet_prev everywhere.
+	// 3. The packet's chain, from packet.submitted to the download entry
+	// at which the checkpoint was taken.
 	first := entries[seqs[0]].entry
 	rep.Packet = first.Packet
 	if first.Type != "packet.submitted" {
-		rep.fail(fmt.Sprintf("entry %d", seqs[0]), "the first entry is %s, not packet.submitted: entries were dropped", first.Type)
+		rep.missing(fmt.Sprintf("entry %d", seqs[0]), "the first entry is %s, not packet.submitted: entries were dropped", first.Type)
 	}
+	chained := true
 	for i, s := range seqs {
 		e := entries[s].entry
 		target := fmt.Sprintf("entry %d", s)
 		if e.Packet != rep.Packet {
+			chained = false
 			rep.fail(target, "belongs to packet %q, not %q", e.Packet, rep.Packet)
 		}
 		if i == 0 {
 			continue
 		}
 		if prev, ok := entries[s-1]; ok && e.Prev != prev.leaf {
+			chained = false
 			rep.fail(target, "its prev hash does not match entry %d", s-1)
 		}
 		var link struct {
@@ -200,31 +291,88 @@ func Verify(r io.ReaderAt, size int64, vkey string) (*Report, error) {
 		json.Unmarshal(e.Payload, &link)
 		switch {
 		case link.PacketPrev == nil:
+			chained = false
 			rep.fail(target, "does not name the packet's previous entry")
 		case *link.PacketPrev != seqs[i-1]:
-			rep.fail(target, "follows entry %d of the packet, which is missing from the bundle", *link.PacketPrev)
+			chained = false
+			rep.missing(fmt.Sprintf("entry %d", *link.PacketPrev), "entry %d follows it in the packet's chain, but it is missing from the bundle", s)
 		}
 	}
-	if rep.OK {
-		rep.pass("entries", "%d entries of packet %s, each proven into the checkpoint, linked without gaps", len(seqs), rep.Packet)
+	last := entries[seqs[len(seqs)-1]].entry
+	var dl struct {
+		What string `json:"what"`
+	}
+	json.Unmarshal(last.Payload, &dl)
+	switch {
+	case last.Type != "packet.downloaded" || dl.What != "bundle":
+		rep.missing(fmt.Sprintf("entry %d", last.Seq), "the last entry is %s, not the bundle's download: the entries after it were cut off", last.Type)
+	case cp.Size != last.Seq+1:
+		rep.missing("checkpoint", "size %d is not taken at the download entry %d (size %d): the bundle cannot show that nothing followed it", cp.Size, last.Seq, last.Seq+1)
+	case chained && first.Type == "packet.submitted":
+		rep.pass("entries", "%d entries of packet %s, linked without gaps from packet.submitted to the download at seq %d, the checkpoint's last entry", len(seqs), rep.Packet, last.Seq)
+	}
+	sum := summarize(entries, seqs)
+	rep.Summary = sum
+
+	// 4. The bundle asked for, and fresh enough.
+	if o.Packet != "" && o.Packet != rep.Packet {
+		rep.fail("packet", "this is the bundle of packet %s, not of %s", rep.Packet, o.Packet)
+	}
+	if !o.NotBefore.IsZero() && sum.AsOf.Before(o.NotBefore) {
+		rep.missing("freshness", "complete only as of %s, earlier than the %s required", sum.AsOf.Format(time.RFC3339), o.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if o.MinSize > 0 && cp.Size < o.MinSize {
+		rep.missing("freshness", "the checkpoint covers %d entries, fewer than the %d required", cp.Size, o.MinSize)
 	}
 
-	// 4. The manifest against the ledger, the files against both.
-	ledgerManifest, ledgerFiles, licence := digestsFromEntries(entries, seqs)
-	checkFiles(rep, files, ledgerManifest, ledgerFiles, licence)
-	return rep, nil
+	// 5. The manifest against the ledger, the files against both.
+	checkFiles(rep, r, files, entries, seqs)
+	return rep.finish()
 }
 
-func checkProof(rep *Report, files map[string]*zip.File, target string, seq int64, cp format.Checkpoint, leaf format.Hash) bool {
-	name := Proofs + strconv.FormatInt(seq, 10) + ".json"
-	b, err := readSmall(files[name])
+// openCheckpoint opens the signed checkpoint with vkey and says whether a
+// failure is tampering (altered) or another key (unverifiable).
+func openCheckpoint(signed []byte, vkey string) (format.Checkpoint, string, error) {
+	v, err := note.NewVerifier(vkey)
 	if err != nil {
-		rep.fail(target, "inclusion proof: %v", err)
+		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the key given is not a note verifier key: %v", err)
+	}
+	n, err := note.Open(signed, note.VerifierList(v))
+	var unknown *note.UnverifiedNoteError
+	switch {
+	case errors.As(err, &unknown):
+		var by []string
+		for _, s := range unknown.Note.UnverifiedSigs {
+			by = append(by, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+		}
+		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the checkpoint is signed by %s, not by the key given (%s+%08x)", strings.Join(by, ", "), v.Name(), v.KeyHash())
+	case err != nil:
+		return format.Checkpoint{}, faultAltered, fmt.Errorf("the checkpoint's signature is not valid under the log key: %v", err)
+	}
+	c, err := format.ParseCheckpoint([]byte(n.Text))
+	if err != nil {
+		return c, faultAltered, fmt.Errorf("the signed checkpoint is malformed: %v", err)
+	}
+	if c.Origin != v.Name() {
+		return c, faultUnverifiable, fmt.Errorf("the checkpoint is of log %q, the key given is %q's", c.Origin, v.Name())
+	}
+	return c, "", nil
+}
+
+func checkProof(rep *Report, r io.ReaderAt, files map[string]*record, target string, seq int64, cp format.Checkpoint, leaf format.Hash) bool {
+	name := Proofs + strconv.FormatInt(seq, 10) + ".json"
+	b, err := readSmall(r, files[name])
+	if err != nil {
+		rep.missing(target, "inclusion proof %s: %v", name, err)
 		return false
 	}
 	var p InclusionProof
 	if err := json.Unmarshal(b, &p); err != nil {
-		rep.fail(target, "inclusion proof is malformed: %v", err)
+		rep.fail(name, "inclusion proof is malformed: %v", err)
+		return false
+	}
+	if canon, _ := json.Marshal(p); !bytes.Equal(canon, b) {
+		rep.fail(name, "inclusion proof is not in its canonical form")
 		return false
 	}
 	if p.Seq != seq || p.Size != cp.Size {
@@ -235,50 +383,94 @@ func checkProof(rep *Report, files map[string]*zip.File, target string, seq int6
 		rep.fail(target, "not included in the signed tree: the entry or its proof was altered (%v)", err)
 		return false
 	}
+	rep.files = append(rep.files, verified{*files[name], hexSHA256(b)})
 	return true
 }
 
-// digestsFromEntries returns what the ledger says the packet holds: the
-// latest manifest digest, each material's latest digest, and the licence's.
-func digestsFromEntries(entries map[int64]*entryFile, seqs []int64) (manifest string, files map[string]string, licence string) {
-	files = map[string]string{}
-	for _, s := range seqs {
-		e := entries[s].entry
-		var pl struct {
-			Manifest  string `json:"manifest"`
-			SHA256    string `json:"sha256"`
-			Materials []struct {
-				Kind   string `json:"kind"`
-				SHA256 string `json:"sha256"`
-			} `json:"materials"`
-		}
-		if json.Unmarshal(e.Payload, &pl) != nil {
-			continue
-		}
-		switch e.Type {
-		case "packet.submitted", "packet.supplemented":
-			manifest = pl.Manifest
-			for _, m := range pl.Materials {
-				files[m.Kind] = m.SHA256
-			}
-		case "license.issued":
-			licence = pl.SHA256
-		}
-	}
-	return manifest, files, licence
+// statusAfter is the packet status each entry type leaves.
+var statusAfter = map[string]string{
+	"packet.submitted": "submitted", "packet.supplemented": "submitted", "packet.received": "received",
+	"packet.returned": "correction_requested", "packet.approved": "approved", "packet.rejected": "rejected",
+	"license.issued": "license_issued", "packet.delivered": "delivered",
 }
 
-func checkFiles(rep *Report, files map[string]*zip.File, ledgerManifest string, ledgerFiles map[string]string, licence string) {
-	mb, err := readSmall(files[Manifest])
+func summarize(entries map[int64]*entryFile, seqs []int64) *Summary {
+	first, last := entries[seqs[0]].entry, entries[seqs[len(seqs)-1]].entry
+	var sub struct{ Item, Origin, Destination string }
+	json.Unmarshal(first.Payload, &sub)
+	s := &Summary{Packet: first.Packet, Item: sub.Item, Origin: sub.Origin, Destination: sub.Destination,
+		AsOfSeq: last.Seq, AsOf: last.Time, Downloader: last.Actor.Agency + ":" + last.Actor.Role}
+	for _, seq := range seqs {
+		if st, ok := statusAfter[entries[seq].entry.Type]; ok {
+			s.Status = st
+		}
+	}
+	return s
+}
+
+// ledgerView is what the packet's entries say it holds.
+type ledgerView struct {
+	manifest string
+	files    map[string]string // kind -> digest
+	licence  *licenceRecord
+}
+
+type licenceRecord struct {
+	seq         int64
+	SHA256      string `json:"sha256"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+}
+
+func viewOf(entries map[int64]*entryFile, seqs []int64) ledgerView {
+	v := ledgerView{files: map[string]string{}}
+	for _, s := range seqs {
+		e := entries[s].entry
+		switch e.Type {
+		case "packet.submitted", "packet.supplemented":
+			var pl struct {
+				Manifest  string `json:"manifest"`
+				Materials []struct {
+					Kind   string `json:"kind"`
+					SHA256 string `json:"sha256"`
+				} `json:"materials"`
+			}
+			json.Unmarshal(e.Payload, &pl)
+			v.manifest = pl.Manifest
+			for _, m := range pl.Materials {
+				v.files[m.Kind] = m.SHA256
+			}
+		case "license.issued":
+			l := &licenceRecord{seq: s}
+			json.Unmarshal(e.Payload, l)
+			v.licence = l
+		}
+	}
+	return v
+}
+
+// LicenseName is the name the gateway gives an issued licence in a bundle
+// (recorded in license.issued since the name was added; derived from the
+// content type for entries made before).
+func LicenseName(contentType string) string {
+	return "license" + map[string]string{
+		"application/pdf": ".pdf", "application/ofd": ".ofd", "image/jpeg": ".jpg", "image/png": ".png",
+	}[contentType]
+}
+
+func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries map[int64]*entryFile, seqs []int64) {
+	v := viewOf(entries, seqs)
+	mb, err := readSmall(r, files[Manifest])
 	if err != nil {
-		rep.fail(Manifest, "%v", err)
+		rep.missing(Manifest, "%v", err)
 		return
 	}
-	if got := hexSHA256(mb); got != ledgerManifest {
-		rep.fail(Manifest, "has been altered: sha256 %s, the ledger recorded %s", got, ledgerManifest)
-	} else {
-		rep.pass(Manifest, "matches the ledger's digest %s", got)
+	if got := hexSHA256(mb); got != v.manifest {
+		rep.fail(Manifest, "has been altered: sha256 %s, the ledger recorded %s", got, v.manifest)
+		return
 	}
+	rep.pass(Manifest, "matches the ledger's digest %s", v.manifest)
+	rep.files = append(rep.files, verified{*files[Manifest], v.manifest})
 	var m struct {
 		Materials []struct {
 			Kind     string `json:"kind"`
@@ -290,49 +482,53 @@ func checkFiles(rep *Report, files map[string]*zip.File, ledgerManifest string, 
 		rep.fail(Manifest, "unreadable: %v", err)
 		return
 	}
-	seen := map[string]bool{Manifest: true, Checkpoint: true}
+	expected := map[string]bool{}
 	for _, mat := range m.Materials {
-		name := Materials + mat.Kind + "/" + mat.Filename
-		seen[name] = true
-		want := ledgerFiles[mat.Kind]
-		if want != mat.SHA256 {
+		name := MaterialName(mat.Kind, mat.Filename)
+		expected[name] = true
+		if want := v.files[mat.Kind]; want != mat.SHA256 {
 			rep.fail(name, "the manifest says sha256 %s, the ledger recorded %s", mat.SHA256, want)
 			continue
 		}
-		checkFile(rep, files[name], name, want)
+		checkFile(rep, r, files[name], name, mat.SHA256)
 	}
-	for name := range files {
-		if strings.HasPrefix(name, License) {
-			seen[name] = true
-			if licence == "" {
-				rep.fail(name, "a licence file, but the ledger records no licence")
-				continue
-			}
-			checkFile(rep, files[name], name, licence)
+	if v.licence != nil {
+		fn := v.licence.Filename
+		if fn == "" {
+			fn = LicenseName(v.licence.ContentType)
 		}
+		name := License + fn
+		expected[name] = true
+		checkFile(rep, r, files[name], name, v.licence.SHA256)
 	}
-	for name := range files {
-		if !seen[name] && !strings.HasPrefix(name, Entries) && !strings.HasPrefix(name, Proofs) {
-			rep.fail(name, "a file the manifest does not list")
+	for name, rec := range files {
+		switch {
+		case expected[name], name == Manifest, name == Checkpoint, rec.dir(),
+			strings.HasPrefix(name, Entries), strings.HasPrefix(name, Proofs):
+		case strings.HasPrefix(name, License) && v.licence == nil:
+			rep.fail(name, "a licence file, but the ledger records no licence")
+		case strings.HasPrefix(name, License):
+			rep.fail(name, "a licence file under another name than the ledger records (%s)", License+v.licence.Filename)
+		default:
+			rep.fail(name, "a file the bundle does not list")
 		}
 	}
 }
 
+// MaterialName is a material's name in a bundle.
+func MaterialName(kind, filename string) string {
+	return Materials + kind + "/" + nfc(filename)
+}
+
 // checkFile streams one file and compares its digest.
-func checkFile(rep *Report, f *zip.File, name, want string) {
-	if f == nil {
-		rep.fail(name, "missing from the bundle")
+func checkFile(rep *Report, r io.ReaderAt, rec *record, name, want string) {
+	if rec == nil {
+		rep.missing(name, "missing from the bundle")
 		return
 	}
-	rc, err := f.Open()
-	if err != nil {
-		rep.fail(name, "unreadable: %v", err)
-		return
-	}
-	defer rc.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, rc); err != nil {
-		rep.fail(name, "unreadable: %v", err)
+	if _, err := io.Copy(h, rec.open(r)); err != nil {
+		rep.fail(name, "%v", err)
 		return
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
@@ -340,25 +536,26 @@ func checkFile(rep *Report, f *zip.File, name, want string) {
 		return
 	}
 	rep.pass(name, "sha256 %s matches the ledger", want)
+	rep.files = append(rep.files, verified{*rec, want})
 }
 
-func readSmall(f *zip.File) ([]byte, error) {
-	if f == nil {
+func readSmall(r io.ReaderAt, rec *record) ([]byte, error) {
+	if rec == nil {
 		return nil, errors.New("missing from the bundle")
 	}
-	rc, err := f.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxSmallFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxSmallFile {
+	if rec.usize > maxSmallFile {
 		return nil, fmt.Errorf("larger than %d bytes", maxSmallFile)
 	}
-	return b, nil
+	return io.ReadAll(rec.open(r))
+}
+
+func hasPrefix(files map[string]*record, prefix string) bool {
+	for name := range files {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func hexSHA256(b []byte) string {
