@@ -9,13 +9,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"tongban/gateway"
 )
 
 // clientFlags are the flags every API client command shares.
@@ -69,8 +73,8 @@ func apiError(resp *http.Response) error {
 		return fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
 	msg := fmt.Sprintf("server answered %s (%s): %s", resp.Status, e.Error.Code, e.Error.Message)
-	for k, v := range e.Error.Fields {
-		msg += fmt.Sprintf("\n  %s: %s", k, v)
+	for _, k := range slices.Sorted(maps.Keys(e.Error.Fields)) {
+		msg += fmt.Sprintf("\n  %s: %s", k, e.Error.Fields[k])
 	}
 	return errors.New(msg)
 }
@@ -82,8 +86,8 @@ type submitFile struct {
 
 func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
+	var c apiClient
+	c.register(fs, true)
 	manifestFile := fs.String("manifest", "", "manifest JSON file (item, destination, applicant[, materials])")
 	item := fs.String("item", "", "service item code, e.g. ENT-SETUP")
 	dest := fs.String("destination", "", "destination agency id, e.g. qingpu-amr")
@@ -94,7 +98,7 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if err := cf.check(); err != nil {
+	if err := c.check(stderr); err != nil {
 		return err
 	}
 	manifest := map[string]any{}
@@ -118,65 +122,59 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		manifest["applicant"] = map[string]string{"type": *appType, "name": *appName, "id": *appID}
 	}
 	if len(pos) == 0 {
-		return usageError("usage: tongban submit [--manifest FILE | --item I --destination D --applicant-type T --applicant-name N --applicant-id ID] KIND=FILE...")
+		return usageError("submit needs the files, as KIND=FILE\n%s", flagUsage(fs))
+	}
+	if _, err := parseKindFiles(pos); err != nil {
+		return err
+	}
+	// Check the files against the catalogue before uploading (or even
+	// hashing) any: every problem at once, not one per attempt.
+	if code, ok := manifest["item"].(string); ok && code != "" {
+		var cat gateway.Catalog
+		if err := c.getJSON(ctx, "/v1/catalog", &cat); err != nil {
+			return fmt.Errorf("reading the catalogue: %w", err)
+		}
+		it, ok := cat.Item(code)
+		if !ok {
+			return refusal([]string{fmt.Sprintf("item: the catalogue has no service item %q", code)})
+		}
+		if probs := checkFiles(it, pos, true); len(probs) > 0 {
+			return refusal(probs)
+		}
 	}
 	files, err := prepareFiles(pos, stderr)
 	if err != nil {
 		return err
 	}
 	var specs []map[string]string
-	var total int64
 	for _, f := range files {
 		specs = append(specs, map[string]string{"kind": f.kind, "filename": f.name, "sha256": f.sha256})
-		total += f.size
 	}
 	manifest["materials"] = specs
 	mj, err := json.Marshal(manifest)
 	if err != nil {
 		return err
 	}
-
-	// Stream the body: the files are read as they are sent, never held whole.
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	bar := newProgress(stderr, "uploading", "B", total)
-	go func() { pw.CloseWithError(writeSubmission(mw, mj, files, bar)) }()
-	req, err := cf.request(ctx, "POST", "/v1/packets", pr)
-	if err != nil {
+	var p gateway.Packet
+	if err := c.post(ctx, "/v1/packets", uploadBody(mj, files, stderr), http.StatusCreated, &p); err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := http.DefaultClient.Do(req)
-	bar.Finish()
-	if err != nil {
-		return fmt.Errorf("upload: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return apiError(resp)
-	}
-	var p map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "submitted %v: status %v, ledger seq %v\n", p["id"], p["status"], p["seq"])
-	if mats, ok := p["materials"].([]any); ok {
-		for _, m := range mats {
-			m := m.(map[string]any)
-			fmt.Fprintf(stdout, "  %-20v %12.0f B  sha256 %v\n", m["kind"], m["size"], m["sha256"])
-		}
+	fmt.Fprintf(stdout, "submitted %s: status %s, ledger seq %d\n", p.ID, p.Status, p.SubmittedSeq)
+	fmt.Fprintf(stdout, "  deadline %s\n", localTime(p.Deadline))
+	for _, m := range p.Materials {
+		fmt.Fprintf(stdout, "  %-20s %12d B  sha256 %s\n", m.Kind, m.Size, m.SHA256)
 	}
 	return nil
 }
 
-// prepareFiles parses KIND=PATH arguments and hashes each file, so the
+// prepareFiles parses KIND=FILE arguments and hashes each file, so the
 // server can check the digest it receives against the one sent.
 func prepareFiles(args []string, stderr io.Writer) ([]submitFile, error) {
 	var out []submitFile
 	for _, a := range args {
 		kind, path, ok := strings.Cut(a, "=")
 		if !ok || kind == "" || path == "" {
-			return nil, usageError("%q: files are given as KIND=PATH", a)
+			return nil, usageError("%q: files are given as KIND=FILE", a)
 		}
 		f, err := os.Open(path)
 		if err != nil {
@@ -201,15 +199,17 @@ func prepareFiles(args []string, stderr io.Writer) ([]submitFile, error) {
 }
 
 func writeSubmission(mw *multipart.Writer, manifest []byte, files []submitFile, bar *progress) error {
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="manifest"`)
-	h.Set("Content-Type", "application/json")
-	w, err := mw.CreatePart(h)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(manifest); err != nil {
-		return err
+	if manifest != nil {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", `form-data; name="manifest"`)
+		h.Set("Content-Type", "application/json")
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(manifest); err != nil {
+			return err
+		}
 	}
 	for _, f := range files {
 		w, err := mw.CreateFormFile(f.kind, f.name)

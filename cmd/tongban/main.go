@@ -21,6 +21,10 @@ func main() {
 	stop()
 	if err != nil {
 		var ee exitError
+		if errors.As(err, &ee) && ee.code == 0 { // --help: the usage is the output
+			fmt.Fprintln(os.Stdout, ee.msg)
+			os.Exit(0)
+		}
 		if !errors.As(err, &ee) || ee.msg != "" {
 			fmt.Fprintln(os.Stderr, "tongban:", err)
 		}

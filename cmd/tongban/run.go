@@ -29,6 +29,13 @@ func commands() map[string]command {
 		"token":  {"token new --agency ID --role ROLE    mint a bearer token and its credential line", runToken},
 
 		"witness": {"witness serve --addr A --data DIR --log VKEY... | witness key --data DIR    cosign a log's checkpoints (C2SP tlog-witness)", runWitness},
+
+		"inbox":      {"inbox [--outbox] [--status S] [--json]    list the packets sent to (or by) your agency, soonest deadline first", runInbox},
+		"show":       {"show ID [--json]    one packet: materials, deadline, history", runShow},
+		"act":        {"act ID receive|return|approve|reject|deliver [--reason R]    move a packet on", runAct},
+		"supplement": {"supplement ID KIND=FILE...    hand in corrected materials after a return (补正)", runSupplement},
+		"licence":    {"licence ID FILE    upload the licence issued for an approved packet", runLicence},
+		"version":    {"version    the build's module version and source revision", runVersion},
 	}
 }
 
@@ -107,9 +114,68 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// verbHelp is each client verb's synopsis, arguments and an example, shown
+// by --help before the flags.
+var verbHelp = map[string]string{
+	"submit": `usage: tongban submit [--manifest FILE | --item CODE --destination AGENCY --applicant-type T --applicant-name N --applicant-id ID] KIND=FILE...
+
+Each KIND=FILE gives one material: KIND is the material's kind in the
+catalogue (GET /v1/catalog), FILE a local file. The files are checked
+against the catalogue first (required kinds, sizes, types by content);
+nothing is uploaded while any problem remains, and every problem is listed.
+
+example:
+  tongban submit --item ENT-SETUP --destination qingpu-amr \
+    --applicant-type enterprise --applicant-name 上海青嘉贸易有限公司 --applicant-id 91310118MA1G00011T \
+    consent_form=同意书.pdf application_form=申请书.pdf applicant_id=营业执照.jpg \
+    address_proof=租赁合同.pdf articles=章程.ofd appointments=任职文件.pdf`,
+	"inbox": `usage: tongban inbox [--outbox] [--status STATUS] [--json]
+
+Lists the packets sent to your agency (--outbox: sent by it), soonest
+deadline first; OVERDUE marks those past their deadline. Times are local.
+
+example:
+  tongban inbox --status submitted`,
+	"show": `usage: tongban show ID [--json]
+
+Shows one packet: status, applicant, deadline, materials with their
+digests and the history of ledger entries. Times are local.
+
+example:
+  tongban show pk-01jd3f5k6m7n8p9q`,
+	"act": `usage: tongban act ID ACTION [--reason REASON]
+
+ACTION is receive, return (补正, needs --reason), approve, reject (needs
+--reason) or deliver.
+
+example:
+  tongban act pk-01jd3f5k6m7n8p9q return --reason "住所证明缺少产权人签章"`,
+	"supplement": `usage: tongban supplement ID KIND=FILE...
+
+After a return for correction (补正), hands in the corrected materials.
+Each KIND=FILE replaces the material of that kind; FILE is a local file.
+
+example:
+  tongban supplement pk-01jd3f5k6m7n8p9q address_proof=租赁合同-盖章.pdf`,
+	"licence": `usage: tongban licence ID FILE
+
+Uploads the licence issued for an approved packet (PDF, OFD, JPEG or PNG).
+
+example:
+  tongban licence pk-01jd3f5k6m7n8p9q 营业执照.ofd`,
+	"version": `usage: tongban version
+
+Prints the module version, the Go version and the source revision the
+binary was built from.`,
+}
+
 func flagUsage(fs *flag.FlagSet) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "usage of %s:\n", fs.Name())
+	if h, ok := verbHelp[fs.Name()]; ok {
+		b.WriteString(h + "\n\nflags:\n")
+	} else {
+		fmt.Fprintf(&b, "usage of %s:\n", fs.Name())
+	}
 	fs.SetOutput(&b)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
