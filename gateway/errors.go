@@ -57,9 +57,15 @@ func fieldError(kind error, field, format string, a ...any) *ValidationError {
 // fields collects per-field problems.
 type fields map[string]string
 
+// add records a problem of field; a field with several problems lists
+// each once, so one answer names everything to fix.
 func (f fields) add(field, format string, a ...any) {
-	if _, ok := f[field]; !ok {
-		f[field] = fmt.Sprintf(format, a...)
+	msg := fmt.Sprintf(format, a...)
+	switch old, ok := f[field]; {
+	case !ok:
+		f[field] = msg
+	case !slices.Contains(strings.Split(old, "; "), msg):
+		f[field] = old + "; " + msg
 	}
 }
 

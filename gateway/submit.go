@@ -213,10 +213,14 @@ func (g *Gateway) checkManifest(who Principal, in *manifestInput) (*Item, map[st
 	}
 	want := expectedFrom(item, in.Materials, bad)
 	if item != nil {
+		var missing []string // all of them, not only the first
 		for _, m := range item.Materials {
 			if _, ok := want[m.Kind]; m.Required && !ok {
-				bad.add("materials", "missing required material %q (%s)", m.Kind, m.Name)
+				missing = append(missing, fmt.Sprintf("%q (%s)", m.Kind, m.Name))
 			}
+		}
+		if len(missing) > 0 {
+			bad.add("materials", "missing required material %s", strings.Join(missing, ", "))
 		}
 	}
 	if err := bad.err(); err != nil {
