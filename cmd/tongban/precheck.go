@@ -132,7 +132,7 @@ func sniff(path string, limit int64) (string, error) {
 	ofd := filetype.NewOFDChecker()
 	_, err = io.Copy(ofd, f)
 	if cerr := ofd.Close(); cerr != nil {
-		return "", fmt.Errorf("a ZIP archive that is not an OFD document: %w", cerr)
+		return "", cerr // says it is not an OFD document, and why
 	}
 	if err != nil {
 		return "", err
