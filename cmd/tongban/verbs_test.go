@@ -194,6 +194,22 @@ func TestCLIWorkflow(t *testing.T) {
 		t.Errorf("show does not use the caller's zone:\n%s", out)
 	}
 
+	// A supplement with a kind the item lacks and a file of no accepted
+	// type is refused before anything is sent.
+	proxy, purl := newProxy(t, gw, nil)
+	notes := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notes, []byte("signature page to follow\n"), 0o600)
+	code, _, errOut = tongban(t, jiashan, "supplement", id, "articles="+notes, "food_safety_rules="+notes, "--server", purl)
+	if code != 1 || !strings.Contains(errOut, "nothing uploaded; 2 problem(s)") || !strings.Contains(errOut, "articles: "+notes+": unsupported file type") ||
+		!strings.Contains(errOut, "food_safety_rules: ENT-SETUP has no such material") {
+		t.Fatalf("bad supplement: exit %d\n%s", code, errOut)
+	}
+	for _, r := range proxy.requests() {
+		if r.method != "GET" {
+			t.Fatalf("a refused supplement sent %s %s", r.method, r.path)
+		}
+	}
+
 	signed := filepath.Join(dir, "articles-signed.pdf")
 	os.WriteFile(signed, apitest.PDF(4000), 0o600)
 	if out = mustRun(t, jiashan, "supplement", id, "articles="+signed, "--server", gw.url); !strings.Contains(out, id+": submitted") {
@@ -202,7 +218,7 @@ func TestCLIWorkflow(t *testing.T) {
 	mustRun(t, qingpu, "act", id, "receive", "--server", gw.url)
 	// approve goes through a proxy that answers 503 once: the CLI waits
 	// as told and retries with the same key.
-	proxy, purl := newProxy(t, gw, firstOnly("POST", "/v1/packets/"+id+"/actions", "503"))
+	proxy, purl = newProxy(t, gw, firstOnly("POST", "/v1/packets/"+id+"/actions", "503"))
 	code, out, errOut = tongban(t, qingpu, "act", id, "approve", "--reason", "材料齐全，准予设立登记", "--server", purl)
 	if code != 0 || !strings.Contains(out, id+": approved") || !strings.Contains(errOut, "retrying in 1s") {
 		t.Fatalf("approve through a 503: exit %d\n%s\n%s", code, out, errOut)
