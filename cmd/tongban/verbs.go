@@ -45,6 +45,9 @@ func packetPath(id string, rest ...string) string {
 	return p
 }
 
+// maxPages bounds how many pages of a listing the CLI reads.
+const maxPages = 1000
+
 func runInbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inbox", flag.ContinueOnError)
 	var c apiClient
@@ -72,9 +75,22 @@ func runInbox(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var list struct {
 		Packets []gateway.Packet `json:"packets"`
 	}
-	if err := c.getJSON(ctx, "/v1/packets?"+q.Encode(), &list); err != nil {
-		return err
+	// A gateway that pages its listings names the next page; follow it.
+	for pages := 0; ; pages++ {
+		var page struct {
+			Packets    []gateway.Packet `json:"packets"`
+			NextCursor string           `json:"next_cursor"`
+		}
+		if err := c.getJSON(ctx, "/v1/packets?"+q.Encode(), &page); err != nil {
+			return err
+		}
+		list.Packets = append(list.Packets, page.Packets...)
+		if page.NextCursor == "" || page.NextCursor == q.Get("cursor") || pages >= maxPages {
+			break
+		}
+		q.Set("cursor", page.NextCursor)
 	}
+	q.Del("cursor")
 	if *asJSON {
 		return printJSON(stdout, list)
 	}
