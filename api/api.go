@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 
+	"tongban/api/console"
 	"tongban/gateway"
 )
 
@@ -37,7 +38,9 @@ type Config struct {
 	// ClientCerts maps the common name of a verified TLS client certificate
 	// to the principal it authenticates (see the serve command's --client-ca).
 	ClientCerts map[string]gateway.Principal
-	Logger      *slog.Logger
+	// ConsoleSessionTTL is how long a web console session lasts (default 8 hours).
+	ConsoleSessionTTL time.Duration
+	Logger            *slog.Logger
 }
 
 type server struct {
@@ -83,6 +86,15 @@ func New(cfg Config) (http.Handler, error) {
 		failCode(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route", nil)
 	})
 	s.routes(r)
+	// The web console signs in with the same token lookup as the API and
+	// acts through the same gateway methods, so both share one set of rules.
+	cons, err := console.New(console.Config{Gateway: cfg.Gateway, MaxUploadBytes: cfg.MaxUploadBytes, SessionTTL: cfg.ConsoleSessionTTL, Logger: cfg.Logger,
+		SignIn: func(token string) (gateway.Principal, error) { return s.tokenPrincipal("Bearer " + token) }})
+	if err != nil {
+		return nil, err
+	}
+	r.Any(console.Prefix+"*path", gin.WrapH(cons))
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, console.Prefix) })
 	return r, nil
 }
 
