@@ -36,7 +36,7 @@ type loginData struct {
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 	tok := randomToken()
-	setCookie(w, r, loginCookie, tok, c.cfg.Now().Add(c.cfg.SessionTTL))
+	setCookie(w, r, loginCookie, tok, 0)
 	msg := ""
 	switch {
 	case r.URL.Query().Get("expired") == "1":
@@ -60,13 +60,13 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	who, err := c.cfg.SignIn(strings.TrimSpace(r.PostFormValue("token")))
 	if err != nil {
 		tok := randomToken()
-		setCookie(w, r, loginCookie, tok, c.cfg.Now().Add(c.cfg.SessionTTL))
+		setCookie(w, r, loginCookie, tok, 0)
 		c.render(w, r, http.StatusUnauthorized, "login", tr(langOf(r), "signin"), gateway.Principal{}, "", loginData{Token: tok, Message: "bad_token"})
 		return
 	}
 	id, ss := c.sessions.create(who)
-	setCookie(w, r, loginCookie, "", ss.expires)
-	setCookie(w, r, sessionCookie, id, ss.expires)
+	setCookie(w, r, loginCookie, "", 0)
+	setCookie(w, r, sessionCookie, id, ss.expires.Sub(c.cfg.Now()))
 	c.log.Info("console: signed in", "agency", who.Agency, "role", who.Role)
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)
 }
@@ -76,7 +76,7 @@ func (c *Console) logout(q *req) {
 		return
 	}
 	c.sessions.end(q.sid)
-	setCookie(q.w, q.r, sessionCookie, "", q.s.expires)
+	setCookie(q.w, q.r, sessionCookie, "", 0)
 	http.Redirect(q.w, q.r, Prefix+"login?out=1", http.StatusSeeOther)
 }
 

@@ -81,12 +81,14 @@ func (s *sessions) end(id string) {
 	delete(s.m, sha256.Sum256([]byte(id)))
 }
 
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, expires time.Time) {
-	c := &http.Cookie{Name: name, Value: value, Path: Prefix, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
+// setCookie sets (or, with value "", removes) a console cookie that
+// lasts maxAge (0: until the browser closes). The server keeps its own
+// expiry; the cookie's is a courtesy.
+func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
+	c := &http.Cookie{Name: name, Value: value, Path: Prefix, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(maxAge / time.Second)}
 	if value == "" {
 		c.MaxAge = -1
-	} else if !expires.IsZero() {
-		c.Expires = expires
 	}
 	http.SetCookie(w, c)
 }
