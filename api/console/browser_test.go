@@ -1,11 +1,16 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"golang.org/x/mod/sumdb/note"
 
 	"tongban/api/apitest"
 	"tongban/gateway"
@@ -410,5 +416,74 @@ func TestBrowserSecurity(t *testing.T) {
 	}
 	// The session itself still works from the console's own pages.
 	b.open("/console/inbox")
-	b.do("inbox", chromedp.WaitVisible(`tr[data-id="` + other + `"]`))
+	b.do("inbox", chromedp.WaitVisible(`tr[data-id="`+other+`"]`))
+}
+
+// TestBrowserCompromisedGateway: a gateway that alters a bundle on the way
+// cannot make the page say INTACT, because the browser verifies the bundle
+// itself against the key pinned before; and a gateway that signs with
+// another key is reported UNVERIFIABLE, not INTACT.
+func TestBrowserCompromisedGateway(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	m, files := apitest.CompanySetup()
+	id := e.MustSubmit("jiashan-window:submitter", m, files)
+	var articles []byte
+	for _, f := range files {
+		if f.Kind == "articles" {
+			articles = f.Data
+		}
+	}
+	target, _ := url.Parse(e.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if !strings.HasSuffix(r.Request.URL.Path, "/bundle") || r.StatusCode != 200 {
+			return nil
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		i := bytes.Index(b, articles) // stored, not deflated: the bytes are there as they are
+		if i < 0 {
+			return fmt.Errorf("articles not found in the bundle")
+		}
+		b[i+len(articles)/2] ^= 1
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.ContentLength = int64(len(b))
+		r.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		return nil
+	}
+	evil := httptest.NewServer(proxy)
+	defer evil.Close()
+
+	b := startBrowser(t, evil.URL)
+	b.signIn(e.Tokens["qingpu-amr:reviewer"])
+	b.open("/console/packets/" + id)
+	if kind, _ := b.verdict(); kind != "UNVERIFIABLE" {
+		t.Fatalf("with no key pinned the verdict is %s", kind)
+	}
+	b.open("/console/key")
+	b.do("pin", chromedp.WaitVisible("#pin-input"), chromedp.SetValue("#pin-input", e.Gateway.LedgerKey()), chromedp.Click("#pin"))
+	b.open("/console/packets/" + id)
+	kind, text := b.verdict()
+	if kind != "ALTERED" || !strings.Contains(text, "materials/articles/articles.ofd") {
+		t.Fatalf("a bundle altered on the way: verdict %s: %s", kind, text)
+	}
+	// A key other than the log's: the page cannot judge, and says so.
+	_, other := newNoteKey(t)
+	b.open("/console/key")
+	b.do("pin another", chromedp.WaitVisible("#pin-input"), chromedp.SetValue("#pin-input", other), chromedp.Click("#pin"))
+	b.open("/console/packets/" + id)
+	if kind, text := b.verdict(); kind != "UNVERIFIABLE" {
+		t.Fatalf("another key pinned: verdict %s: %s", kind, text)
+	}
+}
+
+func newNoteKey(t *testing.T) (skey, vkey string) {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, "tongban.example/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey, vkey
 }
