@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -140,9 +141,7 @@ type ledgerData struct {
 	Prev, Next int64
 	HasNext    bool
 	Entries    []*ledger.Record
-	Verify     *gateway.VerifyReport
-	Scrub      *gateway.ScrubReport
-	Violations []*ledger.Record
+	verifyResult
 }
 
 const pageSize = 50
@@ -153,6 +152,11 @@ func (c *Console) ledgerPage(q *req) {
 	if err != nil {
 		q.fail(c, err)
 		return
+	}
+	if q.r.URL.Query().Get("result") == "1" {
+		if res := q.s.lastVerify.Load(); res != nil {
+			d.verifyResult = *res
+		}
 	}
 	q.render(c, http.StatusOK, "ledger", tr(q.lang, "ledger"), d)
 }
@@ -178,23 +182,55 @@ func (c *Console) ledgerData(q *req) (*ledgerData, error) {
 		Prev: max(0, from-pageSize), Next: from + pageSize, HasNext: from+pageSize < size}, nil
 }
 
+// verifyResult is the outcome of a full verification.
+type verifyResult struct {
+	Verify     *gateway.VerifyReport
+	Scrub      *gateway.ScrubReport
+	Violations []*ledger.Record
+}
+
 // verifyLedger runs the full check: the ledger's chain, tree and
 // checkpoints, then every stored object, and lists the integrity
-// violations recorded.
+// violations recorded. The console's script asks for NDJSON and gets
+// progress lines, then where to see the result; a plain form gets the
+// result page.
 func (c *Console) verifyLedger(q *req) {
 	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, 8<<10)
 	if !q.checkCSRF(q.r.PostFormValue("csrf")) {
 		return
 	}
-	ctx := q.r.Context()
-	rep, err := c.g.VerifyLedger(ctx, q.s.who, nil)
+	var progress func(stage string) func(done, total int64)
+	var enc *json.Encoder
+	streaming := strings.Contains(q.r.Header.Get("Accept"), "application/x-ndjson")
+	if streaming {
+		q.w.Header().Set("Content-Type", "application/x-ndjson")
+		enc = json.NewEncoder(q.w)
+		flush := http.NewResponseController(q.w).Flush
+		progress = func(stage string) func(done, total int64) {
+			var last int64 = -1
+			return func(done, total int64) {
+				if pct := 100 * done / max(total, 1); pct != last { // at most 101 lines a stage
+					last = pct
+					enc.Encode(map[string]any{"stage": stage, "done": done, "total": total})
+					flush()
+				}
+			}
+		}
+	} else {
+		progress = func(string) func(done, total int64) { return nil }
+	}
+	res, err := c.runVerify(q, progress)
 	if err != nil {
+		if streaming {
+			enc.Encode(map[string]problem{"error": c.problemOf(err)})
+			return
+		}
 		q.fail(c, err)
 		return
 	}
-	scrub, err := c.g.Scrub(ctx, q.s.who, nil)
-	if err != nil {
-		q.fail(c, err)
+	if streaming {
+		q.s.lastVerify.Store(res)
+		enc.Encode(map[string]string{"next": Prefix + "ledger?result=1"})
 		return
 	}
 	d, err := c.ledgerData(q)
@@ -202,21 +238,33 @@ func (c *Console) verifyLedger(q *req) {
 		q.fail(c, err)
 		return
 	}
-	d.Verify, d.Scrub = rep, scrub
+	d.verifyResult = *res
+	q.render(c, http.StatusOK, "ledger", tr(q.lang, "ledger"), d)
+}
+
+func (c *Console) runVerify(q *req, progress func(stage string) func(done, total int64)) (*verifyResult, error) {
+	ctx := q.r.Context()
+	rep, err := c.g.VerifyLedger(ctx, q.s.who, progress("ledger"))
+	if err != nil {
+		return nil, err
+	}
+	scrub, err := c.g.Scrub(ctx, q.s.who, progress("objects"))
+	if err != nil {
+		return nil, err
+	}
+	res := &verifyResult{Verify: rep, Scrub: scrub}
 	for from := int64(0); ; from += 1000 {
 		recs, err := c.g.EntryRange(ctx, q.s.who, from, 1000)
 		if err != nil {
-			q.fail(c, err)
-			return
+			return nil, err
 		}
 		for _, r := range recs {
 			if r.Type == gateway.EntryViolation {
-				d.Violations = append(d.Violations, r)
+				res.Violations = append(res.Violations, r)
 			}
 		}
 		if len(recs) < 1000 {
-			break
+			return res, nil
 		}
 	}
-	q.render(c, http.StatusOK, "ledger", tr(q.lang, "ledger"), d)
 }

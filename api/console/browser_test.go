@@ -89,13 +89,22 @@ func (b *browser) text(sel string) string {
 	return s
 }
 
-// poll waits until expr is true in the page.
+// poll waits until expr is true in the page, across navigations (an
+// evaluation that meets a page being replaced is tried again).
 func (b *browser) poll(what, expr string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
-		b.t.Fatalf("%s: %v", what, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s: %s is not true after 30s (last error %v; page %s)", what, expr, err, b.page())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -266,11 +275,13 @@ func TestBrowserSeedStory(t *testing.T) {
 		t.Fatalf("top of the inbox is %s, want %s", top, id)
 	}
 	b.shot("inbox")
-	b.do("English", chromedp.Click("#lang"), chromedp.WaitVisible("#packets"))
+	b.do("English", chromedp.Click("#lang"))
+	b.poll("English page", `document.documentElement.lang === 'en' && document.readyState === 'complete'`)
 	if h := b.text("h1"); h != "Inbox" {
 		t.Errorf("English inbox title %q", h)
 	}
-	b.do("Chinese", chromedp.Click("#lang"), chromedp.WaitVisible("#packets"))
+	b.do("Chinese", chromedp.Click("#lang"))
+	b.poll("Chinese page", `document.documentElement.lang === 'zh-CN' && document.readyState === 'complete'`)
 	b.do("open packet", chromedp.Click(`tr[data-id="`+id+`"] a`), chromedp.WaitVisible("#status"))
 	if kind, text := b.verdict(); kind != "INTACT" || !strings.Contains(text, id) {
 		t.Fatalf("verdict %s: %s", kind, text)
@@ -319,7 +330,12 @@ func TestBrowserSeedStory(t *testing.T) {
 	b.signIn(e.Tokens["yrd-audit:auditor"])
 	b.do("search", chromedp.WaitVisible("#search-form"), chromedp.SetValue("#f-item", "ENT-SETUP"),
 		chromedp.SetValue("#f-origin", "jiashan-window"), chromedp.SetValue("#f-status", "delivered"),
-		chromedp.Click("#search"), chromedp.WaitVisible(`tr[data-id="`+id+`"]`))
+		chromedp.Click("#search"))
+	b.poll("search results", `location.search.includes('status=delivered') && document.readyState === 'complete'`)
+	b.do("found", chromedp.WaitVisible(`tr[data-id="`+id+`"]`))
+	if n := eval[int](b, `document.querySelectorAll('#packets tbody tr').length`); n != 1 {
+		t.Errorf("the search found %d packets, want 1", n)
+	}
 	b.shot("search")
 	csv := eval[string](b, `fetch(document.querySelector('#csv').href).then(r => r.text())`)
 	if !strings.Contains(csv, "id,item,origin,destination,status") || !strings.Contains(csv, id+",ENT-SETUP,jiashan-window,qingpu-amr,delivered") {
@@ -327,6 +343,9 @@ func TestBrowserSeedStory(t *testing.T) {
 	}
 	b.open("/console/ledger")
 	b.do("verify", chromedp.WaitVisible("#run-verify"), chromedp.Click("#run-verify"), chromedp.WaitVisible("#verify-ok"))
+	if u := eval[string](b, `location.search`); u != "?result=1" {
+		t.Errorf("verification ran without the progress script (at %q)", u)
+	}
 	b.shot("ledger")
 	b.open("/console/packets/" + id)
 	if kind, text := b.verdict(); kind != "INTACT" {

@@ -136,6 +136,24 @@ func TestRedirectAndSignIn(t *testing.T) {
 	}
 }
 
+// TestStatusThroughAPIServer: answers that do not set a status explicitly
+// (static files, downloads) are 200 as mounted in the API server.
+func TestStatusThroughAPIServer(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	c := signIn(t, e.URL, e.Client, e.Tokens["yrd-audit:auditor"])
+	for _, path := range []string{"/console/static/verifier.wasm", "/console/static/console.js", "/console/search.csv"} {
+		if code, _ := c.get(path); code != http.StatusOK {
+			t.Errorf("GET %s: %d", path, code)
+		}
+	}
+	if code, body := c.get("/console/nope"); code != http.StatusNotFound || strings.Contains(body, "no such route") {
+		t.Errorf("an unknown console page: %d %s", code, body)
+	}
+	if code, body := c.get("/v1/nope"); code != http.StatusNotFound || !strings.Contains(body, "no such route") {
+		t.Errorf("an unknown API route: %d %s", code, body)
+	}
+}
+
 func TestSecurityHeaders(t *testing.T) {
 	e := apitest.New(t, apitest.Options{})
 	c := signIn(t, e.URL, e.Client, e.Tokens["qingpu-amr:reviewer"])

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tongban/gateway"
@@ -21,9 +22,10 @@ const (
 // session is one signed-in principal. Only the SHA-256 of its id is kept
 // as the key, so a memory dump of the map does not hand out cookies.
 type session struct {
-	who     gateway.Principal
-	csrf    string
-	expires time.Time
+	who        gateway.Principal
+	csrf       string
+	expires    time.Time
+	lastVerify atomic.Pointer[verifyResult] // the last full verification, shown once the script asks
 }
 
 type sessions struct {

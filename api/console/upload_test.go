@@ -3,6 +3,7 @@ package console_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -92,5 +93,27 @@ func TestMaterialPreview(t *testing.T) {
 	o := signIn(t, e.URL, e.Client, e.Tokens["jiashan-window:submitter"])
 	if code, _ := o.get("/console/packets/" + id + "/materials/articles"); code != http.StatusForbidden {
 		t.Fatalf("origin downloads a material: %d", code)
+	}
+}
+
+// TestVerifyProgress: the full verification streams progress for both
+// stages, then says where the result is; a plain form gets the page.
+func TestVerifyProgress(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	m, files := apitest.CompanySetup()
+	e.MustSubmit("jiashan-window:submitter", m, files)
+	c := signIn(t, e.URL, e.Client, e.Tokens["yrd-audit:auditor"])
+	resp, out := c.do("POST", "/console/ledger/verify", strings.NewReader("csrf="+c.csrf),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/x-ndjson"})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if resp.StatusCode != 200 || !strings.Contains(out, `"stage":"ledger"`) || !strings.Contains(out, `"stage":"objects"`) ||
+		lines[len(lines)-1] != `{"next":"/console/ledger?result=1"}` {
+		t.Fatalf("progress stream %d:\n%s", resp.StatusCode, out)
+	}
+	if code, body := c.get("/console/ledger?result=1"); code != 200 || !strings.Contains(body, `id="verify-ok"`) {
+		t.Fatalf("result page %d", code)
+	}
+	if code, body := c.post("/console/ledger/verify", url.Values{"csrf": {c.csrf}}, nil); code != 200 || !strings.Contains(body, `id="verify-ok"`) {
+		t.Fatalf("plain form: %d", code)
 	}
 }

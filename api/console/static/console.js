@@ -97,6 +97,43 @@
     });
   });
 
+  // Full verification with progress: the server streams NDJSON lines.
+  var vform = $('#verify-form');
+  if (vform && window.fetch && window.TextDecoder) {
+    vform.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var bar = $('#verify-progress'), label = $('#verify-progress-text'), buf = '';
+      $('#verify-progress-box').hidden = false;
+      $('button', vform).disabled = true;
+      fetch(vform.action, {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'Accept': 'application/x-ndjson', 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(new FormData(vform))
+      }).then(function (resp) {
+        var reader = resp.body.getReader(), dec = new TextDecoder();
+        function line(l) {
+          if (!l) return;
+          var m = JSON.parse(l);
+          if (m.next) { window.location.assign(m.next); return; }
+          if (m.error) { text(label, m.error.message); return; }
+          bar.value = Math.round(100 * m.done / Math.max(m.total, 1));
+          text(label, m.stage + ' ' + m.done + ' / ' + m.total);
+        }
+        function pump() {
+          return reader.read().then(function (r) {
+            buf += dec.decode(r.value || new Uint8Array(), { stream: !r.done });
+            var lines = buf.split('\n');
+            buf = lines.pop();
+            lines.forEach(line);
+            if (r.done) { line(buf); return; }
+            return pump();
+          });
+        }
+        return pump();
+      }).catch(function (e) { text(label, String(e)); });
+    });
+  }
+
   // The log key, pinned once in this browser.
   var pinBox = $('#pin-box');
   if (pinBox) {
