@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,27 +36,55 @@ type browser struct {
 	base string
 }
 
+// chromium is one browser process shared by the browser tests; each test
+// gets its own browser context (cookies, storage), as separate users would.
+var chromium struct {
+	once   sync.Once
+	ctx    context.Context
+	cancel func()
+	err    error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if chromium.cancel != nil {
+		chromium.cancel()
+	}
+	os.Exit(code)
+}
+
 func startBrowser(t *testing.T, base string) *browser {
 	t.Helper()
-	var path string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
+	chromium.once.Do(func() {
+		var path string
+		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+			if p, err := exec.LookPath(name); err == nil {
+				path = p
+				break
+			}
 		}
+		if path == "" {
+			chromium.err = fmt.Errorf("no Chromium found on PATH: install Debian's chromium package (.ci/run does: apt-get install chromium fonts-wqy-zenhei)")
+			return
+		}
+		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless,
+			chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.Flag("lang", "zh-CN"))
+		actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancel := chromedp.NewContext(actx)
+		chromium.ctx, chromium.cancel = ctx, func() { cancel(); cancelA() }
+		// The first action starts the browser and binds it to ctx, so it
+		// runs on ctx itself, not on a context with a deadline.
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+			chromium.err = fmt.Errorf("chromium (%s) cannot start: %w", path, err)
+		}
+	})
+	if chromium.err != nil {
+		t.Fatal(chromium.err)
 	}
-	if path == "" {
-		t.Fatal("no Chromium found on PATH: install Debian's chromium package (.ci/run does: apt-get install chromium fonts-wqy-zenhei)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.Flag("lang", "zh-CN"))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelA() })
-	// The first action starts the browser and binds it to ctx, so it runs
-	// on ctx itself, not on a context with a deadline.
+	ctx, cancel := chromedp.NewContext(chromium.ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("Chromium (%s) cannot start: %v", path, err)
+		t.Fatalf("a new browser context: %v", err)
 	}
 	return &browser{t: t, ctx: ctx, base: base}
 }

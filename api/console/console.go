@@ -12,11 +12,16 @@
 package console
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
+	"path"
+	"strconv"
 	"time"
 
 	"tongban/gateway"
@@ -153,22 +158,56 @@ func sameOrigin(r *http.Request) bool {
 	return o == scheme+"://"+r.Host
 }
 
+// staticHandler serves the embedded assets from memory with an ETag, so a
+// browser revalidates rather than downloads them again (and keeps its
+// compiled verifier). The verifier is stored gzipped and sent as such:
+// every browser that runs WebAssembly accepts gzip.
 func staticHandler(fsys fs.FS) http.Handler {
-	files := http.FileServerFS(fsys)
+	type file struct {
+		body                  []byte
+		etag, ctype, encoding string
+	}
+	files := map[string]file{}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		f := file{body: b, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, ctype: mime.TypeByExtension(path.Ext(p))}
+		if p == "verifier.wasm.gz" {
+			p, f.ctype, f.encoding = "verifier.wasm", "application/wasm", "gzip"
+		}
+		files[p] = f
+		return nil
+	})
+	if err != nil {
+		panic(err) // embedded at build time: cannot fail at run time
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-cache")
-		if r.URL.Path == "verifier.wasm" {
-			// Stored gzipped; every browser that runs wasm accepts gzip.
-			b, err := fs.ReadFile(fsys, "verifier.wasm.gz")
-			if err != nil {
-				http.NotFound(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "application/wasm")
-			w.Header().Set("Content-Encoding", "gzip")
-			w.Write(b)
+		f, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
 			return
 		}
-		files.ServeHTTP(w, r)
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", f.etag)
+		if r.Header.Get("If-None-Match") == f.etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h.Set("Content-Type", f.ctype)
+		if f.encoding != "" {
+			h.Set("Content-Encoding", f.encoding)
+		}
+		h.Set("Content-Length", strconv.Itoa(len(f.body)))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(f.body)
+		}
 	})
 }

@@ -146,6 +146,13 @@ func TestStatusThroughAPIServer(t *testing.T) {
 			t.Errorf("GET %s: %d", path, code)
 		}
 	}
+	resp, _ := c.do("GET", "/console/static/verifier.wasm", nil, nil)
+	if resp.Header.Get("Content-Type") != "application/wasm" || resp.Header.Get("ETag") == "" {
+		t.Errorf("verifier served as %q with ETag %q", resp.Header.Get("Content-Type"), resp.Header.Get("ETag"))
+	}
+	if again, _ := c.do("GET", "/console/static/verifier.wasm", nil, map[string]string{"If-None-Match": resp.Header.Get("ETag")}); again.StatusCode != http.StatusNotModified {
+		t.Errorf("revalidation: %d", again.StatusCode)
+	}
 	if code, body := c.get("/console/nope"); code != http.StatusNotFound || strings.Contains(body, "no such route") {
 		t.Errorf("an unknown console page: %d %s", code, body)
 	}
