@@ -120,7 +120,11 @@ func (c *Console) funcs() template.FuncMap {
 // render writes a page; the whole page is rendered before a byte is sent,
 // so a template error answers 500 rather than half a page.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, page, title string, who gateway.Principal, csrf string, data any) {
-	v := &view{Lang: langOf(r), Who: who, CSRF: csrf, Path: r.URL.RequestURI(), Title: title, Data: data, c: c}
+	back := Prefix // where the language switch returns: this page, if it can be fetched again
+	if r.Method == http.MethodGet {
+		back = r.URL.RequestURI()
+	}
+	v := &view{Lang: langOf(r), Who: who, CSRF: csrf, Path: back, Title: title, Data: data, c: c}
 	var buf bytes.Buffer
 	if err := c.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
 		c.log.Error("console: render", "page", page, "err", err)
