@@ -10,11 +10,13 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 
+	"tongban/api/console"
 	"tongban/gateway"
 )
 
@@ -53,7 +55,9 @@ type Config struct {
 	// ClientCerts maps the common name of a verified TLS client certificate
 	// to the principal it authenticates (see the serve command's --client-ca).
 	ClientCerts map[string]gateway.Principal
-	Logger      *slog.Logger
+	// ConsoleSessionTTL is how long a web console session lasts (default 8 hours).
+	ConsoleSessionTTL time.Duration
+	Logger            *slog.Logger
 }
 
 type server struct {
@@ -112,11 +116,30 @@ func New(cfg Config) (http.Handler, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(s.requestID, s.recover, s.logRequests, s.slowClients, s.authn, s.rateLimit)
-	r.NoRoute(func(c *gin.Context) { failCode(c, http.StatusNotFound, "not_found", "no such route", nil) })
 	r.NoMethod(func(c *gin.Context) {
 		failCode(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route", nil)
 	})
 	s.routes(r)
+	// The web console signs in with the same token lookup as the API and
+	// acts through the same gateway methods, so both share one set of rules.
+	// It is served for what no API route takes, so the route table (and the
+	// OpenAPI document built from it) stays the API's alone.
+	cons, err := console.New(console.Config{Gateway: cfg.Gateway, MaxUploadBytes: cfg.MaxUploadBytes, SessionTTL: cfg.ConsoleSessionTTL, Logger: cfg.Logger,
+		SignIn: func(token string) (gateway.Principal, error) { return s.tokenPrincipal("Bearer " + token) }})
+	if err != nil {
+		return nil, err
+	}
+	r.NoRoute(func(c *gin.Context) {
+		switch p := c.Request.URL.Path; {
+		case strings.HasPrefix(p, console.Prefix):
+			c.Status(http.StatusOK) // gin presets 404 for unrouted requests
+			cons.ServeHTTP(c.Writer, c.Request)
+		case (p == "/" || p+"/" == console.Prefix) && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead):
+			c.Redirect(http.StatusFound, console.Prefix)
+		default:
+			failCode(c, http.StatusNotFound, "not_found", "no such route", nil)
+		}
+	})
 	return r, nil
 }
 

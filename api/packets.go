@@ -35,21 +35,7 @@ func (s *server) multipartBody(c *gin.Context) (gateway.Parts, *partHeaderGuard,
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes)
 	guard := newPartHeaderGuard(body, params["boundary"], s.cfg.MaxPartHeaderBytes, s.cfg.MaxPartHeadersTotal)
-	return multipartParts{multipart.NewReader(guard, params["boundary"])}, guard, true
-}
-
-// multipartParts hands a multipart/form-data body to the gateway one part
-// at a time, as it streams in.
-type multipartParts struct{ r *multipart.Reader }
-
-func (m multipartParts) Next() (*gateway.Part, error) {
-	p, err := m.r.NextPart()
-	if err != nil {
-		return nil, err
-	}
-	// FileName is the last element of the client's name, and "" for a
-	// part that is not a file.
-	return &gateway.Part{Name: p.FormName(), Filename: p.FileName(), Body: p}, nil
+	return gateway.MultipartParts(multipart.NewReader(guard, params["boundary"])), guard, true
 }
 
 func (s *server) submit(c *gin.Context) {

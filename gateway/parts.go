@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"strings"
 
 	"tongban/gateway/filetype"
@@ -32,6 +33,22 @@ type Part struct {
 // breaking off or being malformed.
 type Parts interface {
 	Next() (*Part, error)
+}
+
+// MultipartParts reads a multipart/form-data body as Parts, streaming:
+// each part's body is the reader's own, valid until the next call of Next.
+func MultipartParts(r *multipart.Reader) Parts { return multipartParts{r} }
+
+type multipartParts struct{ r *multipart.Reader }
+
+func (m multipartParts) Next() (*Part, error) {
+	p, err := m.r.NextPart()
+	if err != nil {
+		return nil, err
+	}
+	// FileName is the last element of the client's name, and "" for a
+	// part that is not a file.
+	return &Part{Name: p.FormName(), Filename: p.FileName(), Body: p}, nil
 }
 
 // nextPart returns the next part of an upload, or io.EOF after the last.

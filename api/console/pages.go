@@ -1,0 +1,424 @@
+package console
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"tongban/gateway"
+)
+
+func (c *Console) home(w http.ResponseWriter, r *http.Request) {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
+		return
+	}
+	ss, ok := c.sessions.get(ck.Value)
+	if !ok {
+		http.Redirect(w, r, Prefix+"login?expired=1", http.StatusSeeOther)
+		return
+	}
+	to := map[string]string{gateway.RoleSubmitter: "outbox", gateway.RoleReviewer: "inbox", gateway.RoleAuditor: "search"}[ss.who.Role]
+	http.Redirect(w, r, Prefix+to, http.StatusSeeOther)
+}
+
+type loginData struct {
+	Token   string
+	Message string
+}
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	tok := randomToken()
+	setCookie(w, r, loginCookie, tok, 0)
+	msg := ""
+	switch {
+	case r.URL.Query().Get("expired") == "1":
+		msg = "expired"
+	case r.URL.Query().Get("out") == "1":
+		msg = "signed_out"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	c.render(w, r, http.StatusOK, "login", tr(langOf(r), "signin"), gateway.Principal{}, "", loginData{Token: tok, Message: msg})
+}
+
+// login checks the form's CSRF token against the sign-in cookie, then the
+// bearer token with the API's own lookup, and starts a session.
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || !equalTokens(r.PostFormValue("csrf"), ck.Value) {
+		http.Error(w, "missing or wrong CSRF token", http.StatusForbidden)
+		return
+	}
+	who, err := c.cfg.SignIn(strings.TrimSpace(r.PostFormValue("token")))
+	if err != nil {
+		tok := randomToken()
+		setCookie(w, r, loginCookie, tok, 0)
+		c.render(w, r, http.StatusUnauthorized, "login", tr(langOf(r), "signin"), gateway.Principal{}, "", loginData{Token: tok, Message: "bad_token"})
+		return
+	}
+	id, ss := c.sessions.create(who)
+	setCookie(w, r, loginCookie, "", 0)
+	setCookie(w, r, sessionCookie, id, ss.expires.Sub(c.cfg.Now()))
+	c.log.Info("console: signed in", "agency", who.Agency, "role", who.Role)
+	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+func (c *Console) logout(q *req) {
+	if !q.checkCSRF(q.r.PostFormValue("csrf")) {
+		return
+	}
+	c.sessions.end(q.sid)
+	setCookie(q.w, q.r, sessionCookie, "", 0)
+	http.Redirect(q.w, q.r, Prefix+"login?out=1", http.StatusSeeOther)
+}
+
+// setLang switches the language and goes back to a console page.
+func (c *Console) setLang(w http.ResponseWriter, r *http.Request) {
+	lang := r.PathValue("lang")
+	if lang != "en" {
+		lang = "zh"
+	}
+	http.SetCookie(w, &http.Cookie{Name: langCookie, Value: lang, Path: Prefix, MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	back := r.URL.Query().Get("back")
+	if u, err := url.Parse(back); err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(u.Path, Prefix) {
+		back = Prefix // only back into the console: no open redirect
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+type listData struct {
+	Box      string
+	Status   string
+	Statuses []string
+	Packets  []*gateway.Packet
+}
+
+var statuses = []string{gateway.StatusSubmitted, gateway.StatusReceived, gateway.StatusCorrectionRequested,
+	gateway.StatusApproved, gateway.StatusRejected, gateway.StatusLicenseIssued, gateway.StatusDelivered}
+
+// box lists the inbox (open packets first, by deadline) or the outbox
+// (newest first).
+func (c *Console) box(box string) func(*req) {
+	return func(q *req) {
+		status := q.r.URL.Query().Get("status")
+		ps, err := c.g.List(q.r.Context(), q.s.who, box, status)
+		if err != nil {
+			q.fail(c, err)
+			return
+		}
+		if box == "inbox" {
+			slices.SortStableFunc(ps, func(a, b *gateway.Packet) int {
+				if ao, bo := isOpen(a), isOpen(b); ao != bo {
+					if ao {
+						return -1
+					}
+					return 1
+				}
+				return a.Deadline.Compare(b.Deadline)
+			})
+		} else {
+			slices.SortStableFunc(ps, func(a, b *gateway.Packet) int { return b.Submitted.Compare(a.Submitted) })
+		}
+		q.render(c, http.StatusOK, "list", tr(q.lang, box), listData{Box: box, Status: status, Statuses: statuses, Packets: ps})
+	}
+}
+
+func isOpen(p *gateway.Packet) bool {
+	switch p.Status {
+	case gateway.StatusSubmitted, gateway.StatusReceived, gateway.StatusCorrectionRequested, gateway.StatusApproved:
+		return true
+	}
+	return false
+}
+
+type newData struct {
+	Items        []gateway.Item
+	Item         *gateway.Item
+	Destinations []gateway.Agency
+}
+
+func (c *Console) newPage(q *req) {
+	d := newData{Items: c.g.Catalog().Items}
+	if it, ok := c.g.Catalog().Item(q.r.URL.Query().Get("item")); ok {
+		d.Item = it
+		for _, a := range c.cfg.Agencies {
+			if a.ID != q.s.who.Agency && a.Can(gateway.RoleReviewer) && it.AllowsDestination(a.ID) {
+				d.Destinations = append(d.Destinations, a)
+			}
+		}
+	}
+	q.render(c, http.StatusOK, "new", tr(q.lang, "new"), d)
+}
+
+// uploadReader checks that a multipart body opens with the CSRF token and
+// returns the rest of it for the gateway, streaming.
+func (c *Console) uploadReader(q *req) (*multipart.Reader, bool) {
+	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, c.cfg.MaxUploadBytes)
+	mr, err := q.r.MultipartReader()
+	if err != nil {
+		q.answer(c, nil, "", problem{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Message: "the body must be multipart/form-data"})
+		return nil, false
+	}
+	part, err := mr.NextPart()
+	if err != nil || part.FormName() != "csrf" {
+		http.Error(q.w, "the CSRF token must be the first part", http.StatusForbidden)
+		return nil, false
+	}
+	tok, _ := io.ReadAll(io.LimitReader(part, 256))
+	return mr, q.checkCSRF(string(tok))
+}
+
+// wantsJSON tells the console's script (which asks for JSON) from a plain form post.
+func (q *req) wantsJSON() bool { return strings.Contains(q.r.Header.Get("Accept"), "application/json") }
+
+// answer ends an upload or action: for the script, JSON with where to go
+// next or the problem; for a plain form, a redirect or an error page.
+func (q *req) answer(c *Console, p *gateway.Packet, next string, pr problem) {
+	if q.wantsJSON() {
+		q.w.Header().Set("Content-Type", "application/json")
+		if p == nil {
+			q.w.WriteHeader(pr.Status)
+			json.NewEncoder(q.w).Encode(map[string]problem{"error": pr})
+			return
+		}
+		json.NewEncoder(q.w).Encode(map[string]string{"id": p.ID, "status": p.Status, "next": next})
+		return
+	}
+	if p == nil {
+		q.render(c, pr.Status, "error", tr(q.lang, "error"), pr)
+		return
+	}
+	http.Redirect(q.w, q.r, next, http.StatusSeeOther)
+}
+
+func (c *Console) done(q *req, p *gateway.Packet, err error, next string) {
+	if err != nil {
+		q.answer(c, nil, "", c.problemOf(err))
+		return
+	}
+	q.answer(c, p, next, problem{})
+}
+
+// submit takes csrf, then the manifest (built by the page's script from
+// the form), then the files, and hands the stream to the gateway.
+func (c *Console) submit(q *req) {
+	mr, ok := c.uploadReader(q)
+	if !ok {
+		return
+	}
+	p, err := c.g.Submit(q.r.Context(), q.s.who, nil, gateway.MultipartParts(mr))
+	next := ""
+	if p != nil {
+		next = Prefix + "packets/" + p.ID + "?receipt=1"
+	}
+	c.done(q, p, err, next)
+}
+
+func (c *Console) supplement(q *req) {
+	mr, ok := c.uploadReader(q)
+	if !ok {
+		return
+	}
+	mr, stop := skipEmptyFiles(mr)
+	defer stop()
+	id := q.r.PathValue("id")
+	p, err := c.g.Supplement(q.r.Context(), q.s.who, nil, id, gateway.MultipartParts(mr))
+	c.done(q, p, err, Prefix+"packets/"+id)
+}
+
+func (c *Console) license(q *req) {
+	mr, ok := c.uploadReader(q)
+	if !ok {
+		return
+	}
+	id := q.r.PathValue("id")
+	p, err := c.g.IssueLicense(q.r.Context(), q.s.who, id, gateway.MultipartParts(mr))
+	c.done(q, p, err, Prefix+"packets/"+id)
+}
+
+func (c *Console) act(q *req) {
+	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, 64<<10)
+	if !q.checkCSRF(q.r.PostFormValue("csrf")) {
+		return
+	}
+	id := q.r.PathValue("id")
+	p, err := c.g.Act(q.r.Context(), q.s.who, nil, id, q.r.PostFormValue("action"), q.r.PostFormValue("reason"))
+	c.done(q, p, err, Prefix+"packets/"+id)
+}
+
+// skipEmptyFiles drops the parts of file inputs left empty in a plain
+// form, so that only chosen files reach the gateway. The returned stop
+// ends the copy if the gateway stops reading early.
+func skipEmptyFiles(mr *multipart.Reader) (*multipart.Reader, func()) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		pw.CloseWithError(func() error {
+			for {
+				part, err := mr.NextPart()
+				if err == io.EOF {
+					return mw.Close()
+				}
+				if err != nil {
+					return err
+				}
+				var first [1]byte
+				n, err := io.ReadFull(part, first[:])
+				if n == 0 && errors.Is(err, io.EOF) && part.FileName() == "" {
+					continue // an input with no file chosen
+				}
+				if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+					return err
+				}
+				w, err := mw.CreatePart(part.Header)
+				if err != nil {
+					return err
+				}
+				if _, err := w.Write(first[:n]); err != nil {
+					return err
+				}
+				if _, err := io.Copy(w, part); err != nil {
+					return err
+				}
+			}
+		}())
+	}()
+	return multipart.NewReader(pr, mw.Boundary()), func() { pr.Close() }
+}
+
+type packetData struct {
+	P          *gateway.Packet
+	Applicant  *gateway.Applicant
+	Receipt    bool
+	IsOrigin   bool
+	IsDest     bool
+	CanBundle  bool
+	Previewish map[string]bool // kinds that may be shown inline
+	Kinds      []gateway.Material
+}
+
+func (c *Console) packet(q *req) {
+	who := q.s.who
+	p, err := c.g.Get(q.r.Context(), who, q.r.PathValue("id"))
+	if err != nil {
+		q.fail(c, err)
+		return
+	}
+	d := packetData{P: p, Receipt: q.r.URL.Query().Get("receipt") == "1", Previewish: map[string]bool{},
+		IsOrigin: who.Agency == p.Origin && who.Role == gateway.RoleSubmitter,
+		IsDest:   who.Agency == p.Destination && who.Role == gateway.RoleReviewer}
+	d.CanBundle = d.IsDest || who.Role == gateway.RoleAuditor
+	if who.Agency == p.Origin || who.Agency == p.Destination {
+		if d.Applicant, err = c.g.Applicant(q.r.Context(), who, p); err != nil {
+			q.fail(c, err)
+			return
+		}
+	}
+	for _, m := range p.Materials {
+		d.Previewish[m.Kind] = safeInline(m.ContentType)
+	}
+	if it, ok := c.g.Catalog().Item(p.Item); ok {
+		d.Kinds = it.Materials
+	}
+	// History newest last, as recorded.
+	q.render(c, http.StatusOK, "packet", p.ID, d)
+}
+
+// safeInline lists the types a browser may render inline from the console:
+// plain raster images, which run no code. PDF and OFD are downloaded.
+func safeInline(ct string) bool { return ct == gateway.TypePNG || ct == gateway.TypeJPEG }
+
+func (c *Console) material(q *req) {
+	kind := q.r.PathValue("kind")
+	rc, ref, err := c.g.OpenMaterial(q.r.Context(), q.s.who, q.r.PathValue("id"), kind)
+	if err != nil {
+		q.fail(c, err)
+		return
+	}
+	defer rc.Close()
+	h := q.w.Header()
+	h.Set("Content-Type", ref.ContentType)
+	h.Set("Content-Length", strconv.FormatInt(ref.Size, 10))
+	disp := "attachment"
+	if q.r.URL.Query().Get("inline") == "1" && safeInline(ref.ContentType) {
+		disp = "inline"
+	}
+	h.Set("Content-Disposition", disp+"; filename*=UTF-8''"+url.PathEscape(ref.Filename))
+	h.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; sandbox")
+	if _, err := io.Copy(q.w, rc); err != nil {
+		c.log.Error("console: material stream failed", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// bundle serves the bundle to the page's verifier. When the gateway
+// refuses because a stored file failed its digest, the answer names the
+// file, so the page can say which one was altered.
+func (c *Console) bundle(q *req) {
+	id := q.r.PathValue("id")
+	p, err := c.g.Get(q.r.Context(), q.s.who, id)
+	if err != nil {
+		q.answerJSONError(c.problemOf(err), "")
+		return
+	}
+	pw := &pending{w: q.w}
+	q.w.Header().Set("Content-Type", "application/zip")
+	if err := c.g.WriteBundle(q.r.Context(), q.s.who, id, pw); err != nil {
+		if pw.started {
+			c.log.Error("console: bundle stream failed", "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		q.w.Header().Del("Content-Type")
+		q.answerJSONError(c.problemOf(err), culprit(p, err))
+	}
+}
+
+// culprit names the bundle file whose stored object an integrity error
+// is about, found by its digest in the gateway's message.
+func culprit(p *gateway.Packet, err error) string {
+	if !errors.Is(err, gateway.ErrIntegrity) {
+		return ""
+	}
+	msg := err.Error()
+	if p.License != nil && strings.Contains(msg, p.License.SHA256) {
+		return "license/" + p.License.Filename
+	}
+	for _, m := range p.Materials {
+		if strings.Contains(msg, m.SHA256) {
+			return "materials/" + m.Kind + "/" + m.Filename
+		}
+	}
+	if strings.Contains(msg, p.Manifest) {
+		return "manifest.json"
+	}
+	return ""
+}
+
+func (q *req) answerJSONError(p problem, file string) {
+	q.w.Header().Set("Content-Type", "application/json")
+	q.w.WriteHeader(p.Status)
+	json.NewEncoder(q.w).Encode(map[string]any{"error": p, "file": file})
+}
+
+// pending notes whether any byte was written.
+type pending struct {
+	w       io.Writer
+	started bool
+}
+
+func (p *pending) Write(b []byte) (int, error) {
+	p.started = p.started || len(b) > 0
+	return p.w.Write(b)
+}
+
+func (c *Console) keyPage(q *req) {
+	q.render(c, http.StatusOK, "key", tr(q.lang, "pin_key"), c.g.LedgerKey())
+}
