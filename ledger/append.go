@@ -7,6 +7,8 @@ import (
 	"maps"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"tongban/ledger/format"
 )
 
 type appendReq struct {
@@ -29,6 +31,11 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
 	}
 	e.Seq, e.Prev = 0, Hash{}
 	if err := e.Check(); err != nil {
+		return nil, err
+	}
+	// One meaning, one spelling, one leaf hash: a payload must come
+	// canonical (docs/formats.md); the ledger does not rewrite it.
+	if err := format.CheckPayload(e.Payload); err != nil {
 		return nil, err
 	}
 	r := &appendReq{e: e, done: make(chan struct{})}
