@@ -123,25 +123,43 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 	if (who.Agency != p.Destination || who.Role != RoleReviewer) && who.Role != RoleAuditor {
 		return fmt.Errorf("%w: bundles are for the destination's reviewer and auditors", ErrForbidden)
 	}
-	objects := append([]MaterialRef{{Kind: "manifest", SHA256: p.Manifest}}, p.Materials...)
-	if p.License != nil {
-		objects = append(objects, *p.License)
-	}
-	for _, o := range objects {
-		if err := g.verifyObject(ctx, who, id, o.Kind, o.SHA256); err != nil {
-			return err
+	verified := map[string]bool{}
+	verify := func(p *Packet) error {
+		objects := append([]MaterialRef{{Kind: "manifest", SHA256: p.Manifest}}, p.Materials...)
+		if p.License != nil {
+			objects = append(objects, *p.License)
 		}
+		for _, o := range objects {
+			if verified[o.SHA256] {
+				continue
+			}
+			if err := g.verifyObject(ctx, who, id, o.Kind, o.SHA256); err != nil {
+				return err
+			}
+			verified[o.SHA256] = true
+		}
+		return nil
 	}
+	if err := verify(p); err != nil {
+		return err
+	}
+	// The bundle is one snapshot: the packet as its download entry left it,
+	// and the entries up to that one, proven into the tree of that size. A
+	// step recorded meanwhile is in neither.
 	unlock := g.lock(id)
 	cur, err := g.state.get(id)
+	var dl *ledger.Record
 	if err == nil {
-		_, _, err = g.record(ctx, who, nil, cur, EntryDownloaded, id, &downloadedPayload{What: "bundle"}, namesOf(cur.Materials))
+		p, dl, err = g.record(ctx, who, nil, cur, EntryDownloaded, id, &downloadedPayload{What: "bundle"}, namesOf(cur.Materials))
 	}
 	unlock()
 	if err != nil {
 		return err
 	}
-	signed, err := g.cfg.Ledger.Checkpoint()
+	if err := verify(p); err != nil { // objects a step added since the first look
+		return err
+	}
+	signed, err := g.cfg.Ledger.CheckpointAt(dl.Seq + 1)
 	if err != nil {
 		return fmt.Errorf("gateway: checkpoint: %w", err)
 	}
