@@ -130,6 +130,9 @@ func TestSeedStoryReceipts(t *testing.T) {
 	// agency gets nothing.
 	other := e.MustSubmit(origin, m, files)
 	code, body = e.Do("GET", "/v1/packets/"+other, origin, nil, "")
+	if code != 200 {
+		t.Fatalf("other packet: %d %s", code, body)
+	}
 	otherSeq := decode[packetResp](t, body).Seq
 	for _, c := range []struct {
 		path, who string
