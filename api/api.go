@@ -161,6 +161,7 @@ func (s *server) table() []route {
 		{"GET", "/v1/packets/:id", true, false, "one packet with its materials and history", s.get},
 		{"GET", "/v1/packets/:id/materials/:kind", true, false, "download one verified material", s.material},
 		{"GET", "/v1/packets/:id/bundle", true, false, "download the packet with its ledger evidence (zip)", s.bundle},
+		{"GET", "/v1/packets/:id/receipts/:seq", true, false, "the receipt (C2SP tlog-proof) of one of the packet's entries", s.receipt},
 		{"POST", "/v1/packets/:id/actions", true, true, "receive, return, approve, reject or deliver", s.act},
 		{"POST", "/v1/packets/:id/supplements", true, true, "supplement a packet after a correction request", s.supplement},
 		{"POST", "/v1/packets/:id/license", true, false, "upload the issued licence", s.license},

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -160,6 +161,7 @@ func azTable() []azRoute {
 		{route: "GET /v1/packets/{id}", method: "GET", path: "/v1/packets/{id}", state: "submitted", want: [6]int{s401, s401, ok200, ok200, s403, ok200}},
 		{route: "GET /v1/packets/{id}/materials/{kind}", method: "GET", path: "/v1/packets/{id}/materials/application_form", state: "submitted", want: destOnly},
 		{route: "GET /v1/packets/{id}/bundle", method: "GET", path: "/v1/packets/{id}/bundle", state: "received", want: [6]int{s401, s401, s403, ok200, s403, ok200}},
+		{route: "GET /v1/packets/{id}/receipts/{seq}", method: "GET", path: "/v1/packets/{id}/receipts/{seq}", state: "received", want: [6]int{s401, s401, ok200, ok200, s403, ok200}},
 		act("receive", "", "submitted"),
 		act("return", "缺少股东签字页", "received"),
 		act("approve", "", "received"),
@@ -259,7 +261,14 @@ func TestAuthzTable(t *testing.T) {
 				se := azFor(t, e)
 				path := rt.path
 				if rt.state != "" {
-					path = strings.ReplaceAll(path, "{id}", azPacket(se, "qingpu-amr", rt.state))
+					id := azPacket(se, "qingpu-amr", rt.state)
+					path = strings.ReplaceAll(path, "{id}", id)
+					if strings.Contains(path, "{seq}") { // the packet's submission
+						_, b := se.Do("GET", "/v1/packets/"+id, "yrd-audit:auditor", nil, "")
+						var p struct{ Seq int64 }
+						json.Unmarshal(b, &p)
+						path = strings.ReplaceAll(path, "{seq}", fmt.Sprint(p.Seq))
+					}
 				}
 				azCheck(t, se, rt.method, path, c.who, rt.body, rt.want[i])
 			})

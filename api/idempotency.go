@@ -72,7 +72,7 @@ func (s *server) idempotent(c *gin.Context) {
 			return
 		}
 		c.Header("Idempotency-Replayed", "true")
-		c.AbortWithStatusJSON(r.Status, p)
+		c.AbortWithStatusJSON(r.Status, s.answerWrite(c, p, r.Seq))
 		return
 	}
 	c.Set(idemKey, idem)

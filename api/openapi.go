@@ -102,6 +102,7 @@ var schemas = schema{
 		"last_seq":        integer(),
 		"history":         array(ref("Event")),
 		"applicant":       schema{"$ref": "#/components/schemas/Applicant", "description": "for the origin and destination only"},
+		"receipt":         schema{"type": "string", "description": "on the answer to a write: the C2SP tlog-proof of the entry it appended (docs/formats.md)"},
 	}, "id", "status", "item", "origin", "destination", "materials", "seq", "history"),
 	"PacketList":    object(schema{"packets": array(ref("Packet"))}, "packets"),
 	"ActionRequest": object(schema{"action": enum("receive", "return", "approve", "reject", "deliver"), "reason": schema{"type": "string", "description": "required for return and reject"}}, "action"),
@@ -224,6 +225,8 @@ func operations(cat *gateway.Catalog) map[string]schema {
 		"GET /v1/packets/:id/bundle": {"responses": with(errorAnswers(401, 403, 404, 500, 503), schema{"200": answer(
 			"zip: manifest.json, materials/<kind>/<file>, license/, evidence/ (entries, inclusion proofs, signed checkpoint)",
 			content("application/zip", binary()))})},
+		"GET /v1/packets/:id/receipts/:seq": {"responses": with(errorAnswers(400, 401, 403, 404, 503), schema{"200": answer(
+			"a C2SP tlog-proof: the entry (extra), its inclusion proof, a checkpoint signed at seq+1", content("text/plain", str()))})},
 		"POST /v1/packets/:id/actions": {
 			"requestBody": schema{"required": true, "content": jsonBody(ref("ActionRequest"))},
 			"responses":   with(errorAnswers(400, 401, 403, 404, 409, 413, 415, 422, 503), packetAnswer(200, "the packet after the action")),

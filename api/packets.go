@@ -50,7 +50,7 @@ func (s *server) submit(c *gin.Context) {
 	}
 	s.metrics.storedBytes.Add(packetBytes(p))
 	c.Header("Location", "/v1/packets/"+p.ID)
-	c.JSON(http.StatusCreated, p)
+	c.JSON(http.StatusCreated, s.answerWrite(c, p, p.LastSeq))
 }
 
 func packetBytes(p *gateway.Packet) int64 {
@@ -71,7 +71,7 @@ func (s *server) supplement(c *gin.Context) {
 		fail(c, guard.cause(err))
 		return
 	}
-	c.JSON(http.StatusOK, p)
+	c.JSON(http.StatusOK, s.answerWrite(c, p, p.LastSeq))
 }
 
 func (s *server) license(c *gin.Context) {
@@ -84,7 +84,7 @@ func (s *server) license(c *gin.Context) {
 		fail(c, guard.cause(err))
 		return
 	}
-	c.JSON(http.StatusOK, p)
+	c.JSON(http.StatusOK, s.answerWrite(c, p, p.LastSeq))
 }
 
 func (s *server) list(c *gin.Context) {
@@ -199,5 +199,5 @@ func (s *server) act(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, p)
+	c.JSON(http.StatusOK, s.answerWrite(c, p, p.LastSeq))
 }

@@ -7,6 +7,7 @@ import (
 
 	"tongban/gateway/workday"
 	"tongban/ledger"
+	"tongban/ledger/format"
 )
 
 // Packet statuses (the workflow in docs/domain.md).
@@ -94,9 +95,10 @@ func (p *Packet) withOverdue(now time.Time) *Packet {
 	return &c
 }
 
-// encodePayload encodes an entry's payload: every payload the gateway
-// writes goes through here, once.
-func encodePayload(v any) ([]byte, error) { return json.Marshal(v) }
+// encodePayload encodes an entry's payload in the ledger's canonical form
+// (keys sorted, one spelling per value; docs/formats.md): every payload the
+// gateway writes goes through here, once.
+func encodePayload(v any) ([]byte, error) { return format.MarshalCanonical(v) }
 
 // payload is an entry's payload; record sets its head.
 type payload interface{ setHead(head) }

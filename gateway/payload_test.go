@@ -2,9 +2,9 @@ package gateway
 
 import "testing"
 
-// TestPayloadBytes pins the bytes of payloads with their head: entries
-// written before the payloads were typed structs spliced "idem" and
-// "packet_prev" in front of the payload's own fields, and must read alike.
+// TestPayloadBytes pins the bytes of payloads with their head. Payloads are
+// canonical (keys sorted bytewise); entries written before that kept the
+// struct's field order and are still read alike (apply decodes by name).
 func TestPayloadBytes(t *testing.T) {
 	prev := func(n int64) *int64 { return &n }
 	tests := []struct {
@@ -15,15 +15,15 @@ func TestPayloadBytes(t *testing.T) {
 		{&deliveredPayload{}, head{}, `{}`},
 		{&deliveredPayload{}, head{PacketPrev: prev(0)}, `{"packet_prev":0}`},
 		{&reasonPayload{Reason: "请补正"}, head{PacketPrev: prev(7), Idem: &idemPayload{Key: "k", Body: "f"}},
-			`{"idem":{"key":"k","body":"f"},"packet_prev":7,"reason":"请补正"}`},
+			`{"idem":{"body":"f","key":"k"},"packet_prev":7,"reason":"请补正"}`},
 		{&reasonPayload{}, head{PacketPrev: prev(2)}, `{"packet_prev":2}`},
 		{&licensePayload{materialDigest: materialDigest{Kind: "license", SHA256: "ab", Size: 3, ContentType: TypePDF}}, head{PacketPrev: prev(3)},
-			`{"packet_prev":3,"kind":"license","sha256":"ab","size":3,"content_type":"application/pdf"}`},
+			`{"content_type":"application/pdf","kind":"license","packet_prev":3,"sha256":"ab","size":3}`},
 		{&licensePayload{materialDigest: materialDigest{Kind: "license", SHA256: "ab", Size: 3, ContentType: TypePDF}, Filename: "license.pdf"}, head{PacketPrev: prev(3)},
-			`{"packet_prev":3,"kind":"license","sha256":"ab","size":3,"content_type":"application/pdf","filename":"license.pdf"}`},
+			`{"content_type":"application/pdf","filename":"license.pdf","kind":"license","packet_prev":3,"sha256":"ab","size":3}`},
 		{&downloadedPayload{What: "bundle"}, head{PacketPrev: prev(4)}, `{"packet_prev":4,"what":"bundle"}`},
 		{&supplementedPayload{Manifest: "m"}, head{Idem: &idemPayload{Key: "k", Body: "f"}, PacketPrev: prev(9)},
-			`{"idem":{"key":"k","body":"f"},"packet_prev":9,"manifest":"m","materials":null}`},
+			`{"idem":{"body":"f","key":"k"},"manifest":"m","materials":null,"packet_prev":9}`},
 	}
 	for _, tt := range tests {
 		tt.pl.setHead(tt.h)

@@ -292,8 +292,12 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempoten
 		return nil, err
 	}
 	defer g.lock(id)()
+	version := p.version()
 	if p, err = g.packetForStep(who, id, "origin", StatusCorrectionRequested, "supplement"); err != nil {
 		return nil, err // it moved on during the upload
+	}
+	if err := unchanged(p, version, "supplement"); err != nil {
+		return nil, err // the new manifest was built on a stale one
 	}
 	next, _, err := g.record(ctx, who, idem, p, EntrySupplemented, id, &supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
 	if err != nil {
@@ -385,7 +389,8 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, ps
 	up, release := g.startUpload(nil)
 	defer release()
 	// As for supplements: check, upload without the lock, check again.
-	if _, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for"); err != nil {
+	before, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for")
+	if err != nil {
 		return nil, err
 	}
 	want := map[string]expected{"license": {mat: &licenseMaterial}}
@@ -402,6 +407,9 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, ps
 	defer g.lock(id)()
 	p, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for")
 	if err != nil {
+		return nil, err
+	}
+	if err := unchanged(p, before.version(), "licence"); err != nil {
 		return nil, err
 	}
 	next, _, err := g.record(ctx, who, nil, p, EntryLicense, id, &licensePayload{materialDigest: digestsOf([]MaterialRef{ref})[0], Filename: "license" + extension(ref.ContentType)}, namesOf(p.Materials))

@@ -40,6 +40,11 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One meaning, one spelling, one leaf hash: a payload must come
+	// canonical (docs/formats.md); the ledger does not rewrite it.
+	if err := format.CheckPayload(e.Payload); err != nil {
+		return nil, err
+	}
 	r := &appendReq{e: e, enc: enc, done: make(chan struct{})}
 	select {
 	case <-l.closing:

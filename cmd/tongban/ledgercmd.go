@@ -9,23 +9,32 @@ import (
 	"path/filepath"
 
 	"tongban/ledger"
+	"tongban/ledger/format"
 )
 
 // ledgerDir is where the gateway keeps its ledger inside --data.
 func ledgerDir(data string) string { return filepath.Join(data, "ledger") }
 
 func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: tongban ledger verify --data DIR [--log-key KEY]"
 	if len(args) == 0 || args[0] != "verify" {
-		return usageError("usage: tongban ledger verify --data DIR")
+		return usageError(usage)
 	}
 	fs := flag.NewFlagSet("ledger verify", flag.ContinueOnError)
 	data := fs.String("data", "data", "the gateway's data directory")
+	keyArg := fs.String("log-key", "", "the log's verifier key, or a file holding it, obtained apart from DIR")
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError("ledger verify takes no arguments, got %q", pos)
+		return usageError("ledger verify takes no arguments, got %q\n%s", pos, usage)
+	}
+	var trusted string
+	if *keyArg != "" {
+		if trusted, err = loadVerifierKey(*keyArg); err != nil {
+			return usageError("%v", err)
+		}
 	}
 	dir := ledgerDir(*data)
 	l, err := ledger.Open(ledger.Options{Dir: dir, ReadOnly: true})
@@ -37,7 +46,19 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer l.Close()
 
-	fmt.Fprintf(stdout, "ledger   %s\norigin   %s\nkey      %s\n", dir, l.Origin(), l.VerifierKey())
+	fmt.Fprintf(stdout, "ledger   %s\norigin   %s\n", dir, l.Origin())
+	// Verify checks every stored checkpoint with the key in the directory;
+	// trust comes from outside only if that key is the one given.
+	if trusted == "" {
+		fmt.Fprintf(stdout, "key      %s\n         trusted because it is the key in %s (no --log-key given):\n"+
+			"         whoever can write that directory could have replaced it; pass --log-key KEY obtained apart from it\n",
+			l.VerifierKey(), dir)
+	} else if trusted != l.VerifierKey() {
+		fmt.Fprintf(stdout, "key      %s (given)\n         the ledger is signed with %s\nresult   UNVERIFIABLE\n", trusted, l.VerifierKey())
+		return exitError{code: 3, msg: "ledger verification: the ledger is not signed with the key given (--log-key)"}
+	} else {
+		fmt.Fprintf(stdout, "key      %s (given with --log-key; the directory's key matches)\n", trusted)
+	}
 	bar := newProgress(stderr, "verifying", "entries", l.Size())
 	rep, err := l.Verify(ctx, func(done, _ int64) { bar.Set(done) })
 	bar.Finish()
@@ -49,6 +70,54 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "size     %d\nroot     %s\nsigned   %d checkpoints checked\nresult   OK\n", rep.Size, rep.Root, rep.Checkpoints)
+	fmt.Fprintf(stdout, "size     %d\nroot     %s\nsigned   %d checkpoints checked\n", rep.Size, rep.Root, rep.Checkpoints)
+
+	bad, first, err := checkCanonical(ctx, l)
+	if err != nil {
+		return err
+	}
+	if bad > 0 {
+		fmt.Fprintf(stdout, "result   FAILED: %d entries not in canonical form; first: seq %d: %v\n", bad, first.seq, first.err)
+		return exitError{code: 1, msg: fmt.Sprintf("ledger verification failed: seq %d is not canonical: %v", first.seq, first.err)}
+	}
+	fmt.Fprintf(stdout, "canonical every entry and payload\nresult   OK\n")
 	return nil
+}
+
+type seqErr struct {
+	seq int64
+	err error
+}
+
+// checkCanonical reads every entry and checks its canonical form: the
+// envelope (fixed field order, one encoding) and the payload (canonical
+// JSON). It counts the entries that fail and returns the first. Entries
+// written before payloads were canonical fail here by design.
+func checkCanonical(ctx context.Context, l *ledger.Ledger) (int64, *seqErr, error) {
+	var bad int64
+	var first *seqErr
+	note := func(seq int64, err error) {
+		bad++
+		if first == nil {
+			first = &seqErr{seq, err}
+		}
+	}
+	for from := int64(0); from < l.Size(); {
+		next := from
+		err := l.Scan(ctx, from, func(r *ledger.Record) error {
+			if err := format.CheckPayload(r.Payload); err != nil {
+				note(r.Seq, fmt.Errorf("payload: %w", err))
+			}
+			next = r.Seq + 1
+			return nil
+		})
+		if err == nil || ctx.Err() != nil {
+			return bad, first, ctx.Err()
+		}
+		// Scan stops at an entry whose envelope does not parse: it is the
+		// one after the last it handed over (Verify found no gap).
+		note(next, fmt.Errorf("entry: %w", err))
+		from = next + 1
+	}
+	return bad, first, nil
 }

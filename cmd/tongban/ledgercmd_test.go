@@ -1,12 +1,15 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +118,100 @@ func TestGCCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Fatalf("gc created %s", missing)
+	}
+}
+
+// TestLedgerVerifyKeys: --log-key given and matching says so; a different
+// key is UNVERIFIABLE (exit 3), not tampering; without it the output says
+// which key was trusted and why.
+func TestLedgerVerifyKeys(t *testing.T) {
+	data := makeLedger(t, 5)
+	l, err := ledger.Open(ledger.Options{Dir: ledgerDir(data), ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := l.VerifierKey()
+	l.Close()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"ledger", "verify", "--data", data}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "trusted because it is the key in") || !strings.Contains(out.String(), vkey) {
+		t.Fatalf("no word on the key trusted:\n%s", out.String())
+	}
+	keyFile := filepath.Join(t.TempDir(), "log.key")
+	os.WriteFile(keyFile, []byte(vkey+"\n"), 0o600)
+	out.Reset()
+	if err := run(context.Background(), []string{"ledger", "verify", "--data", data, "--log-key", keyFile}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "given with --log-key") || !strings.Contains(out.String(), "result   OK") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	_, other, _ := ledger.GenerateKey("tongban.yrd/ledger")
+	out.Reset()
+	err = run(context.Background(), []string{"ledger", "verify", "--data", data, "--log-key", other}, &out, &bytes.Buffer{})
+	if exitCode(err) != 3 || !strings.Contains(out.String(), "UNVERIFIABLE") {
+		t.Fatalf("other key: exit %d, %v\n%s", exitCode(err), err, out.String())
+	}
+	if err := run(context.Background(), []string{"ledger", "verify", "--data", data, "--log-key", "not a key"}, &out, &bytes.Buffer{}); exitCode(err) != 2 {
+		t.Fatalf("bad --log-key: exit %d, %v", exitCode(err), err)
+	}
+}
+
+// TestLedgerVerifyBeforeCanonical: a ledger written before payloads were
+// canonical (testdata: four entries made by the earlier code, whose seq 1
+// and 3 have payload keys in struct order) verifies as a chain and tree but
+// fails the canonical check, naming seq 1 and the count.
+func TestLedgerVerifyBeforeCanonical(t *testing.T) {
+	data := t.TempDir()
+	untar(t, "testdata/ledger-before-canonical.tar.gz", data)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"ledger", "verify", "--data", data,
+		"--log-key", "tongban.yrd/ledger+3bee5e25+Ad4uY0lw5gnG85KOgwHcka1Lix/m5VtejxQh98oyPn6A"}, &out, &bytes.Buffer{})
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "seq 1 is not canonical") {
+		t.Fatalf("exit %d, %v\n%s", exitCode(err), err, out.String())
+	}
+	for _, want := range []string{"size     4", "2 entries not in canonical form; first: seq 1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func untar(t *testing.T, file, dir string) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if h.Typeflag == tar.TypeDir {
+			if err := os.MkdirAll(name, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+
+	"tongban/ledger/format"
+)
+
+// receiptReport is what receipt verify found; --json prints it.
+type receiptReport struct {
+	Verdict    string        `json:"verdict"` // INTACT, ALTERED or UNVERIFIABLE
+	Problem    string        `json:"problem,omitempty"`
+	Seq        int64         `json:"seq"`
+	Type       string        `json:"type,omitempty"`
+	Packet     string        `json:"packet,omitempty"`
+	Actor      *format.Actor `json:"actor,omitempty"`
+	Time       *time.Time    `json:"time,omitempty"`
+	Checkpoint *struct {
+		Origin string `json:"origin"`
+		Size   int64  `json:"size"`
+		Root   string `json:"root"`
+	} `json:"checkpoint,omitempty"`
+	Cosignatures int `json:"cosignatures"` // by the witnesses given
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: tongban receipt verify FILE --log-key KEY [--packet ID] [--witness VKEY]... [--quorum K] [--json]"
+	if len(args) == 0 || args[0] != "verify" {
+		return usageError(usage)
+	}
+	fs := flag.NewFlagSet("receipt verify", flag.ContinueOnError)
+	keyArg := fs.String("log-key", "", "the log's verifier key, or a file holding it (GET /v1/ledger/key)")
+	packet := fs.String("packet", "", "the packet the entry must belong to")
+	var witnesses stringList
+	fs.Var(&witnesses, "witness", "a witness's verifier key, or a file holding it (repeatable)")
+	quorum := fs.Int("quorum", -1, "how many of the witnesses given must have cosigned (default: all of them)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *keyArg == "" {
+		return usageError(usage)
+	}
+	vkey, err := loadVerifierKey(*keyArg)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	var wkeys []string
+	for _, w := range witnesses {
+		k, err := loadWitnessKey(w)
+		if err != nil {
+			return usageError("%v", err)
+		}
+		wkeys = append(wkeys, k)
+	}
+	if *quorum < 0 {
+		*quorum = len(wkeys)
+	}
+	if *quorum > len(wkeys) {
+		return usageError("--quorum %d needs at least %d --witness keys", *quorum, *quorum)
+	}
+	text, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	rep := verifyReceipt(text, vkey, wkeys, *quorum, *packet)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printReceipt(stdout, rep)
+	}
+	switch rep.Verdict {
+	case "INTACT":
+		return nil
+	case "UNVERIFIABLE":
+		return exitError{code: 3, msg: fmt.Sprintf("receipt %s cannot be verified with the keys given: %s", pos[0], rep.Problem)}
+	}
+	return exitError{code: 1, msg: fmt.Sprintf("receipt %s failed verification: %s", pos[0], rep.Problem)}
+}
+
+// loadWitnessKey takes a witness verifier key (Ed25519 or C2SP
+// cosignature/v1) or a file holding one.
+func loadWitnessKey(arg string) (string, error) {
+	if _, err := fnote.NewVerifier(arg); err == nil {
+		return arg, nil
+	}
+	b, err := os.ReadFile(arg)
+	if err != nil {
+		return "", fmt.Errorf("--witness %q is neither a verifier key nor a readable file: %w", arg, err)
+	}
+	key := strings.TrimSpace(string(b))
+	if _, err := fnote.NewVerifier(key); err != nil {
+		return "", fmt.Errorf("--witness file %s: %w", arg, err)
+	}
+	return key, nil
+}
+
+// verifyReceipt checks a receipt offline: the checkpoint's signature under
+// vkey (and cosignatures by the witnesses), the entry's canonical form, that
+// it is the entry at the receipt's index, and its inclusion proof.
+func verifyReceipt(text []byte, vkey string, wkeys []string, quorum int, packet string) *receiptReport {
+	rep := &receiptReport{Verdict: "UNVERIFIABLE"}
+	unverifiable := func(f string, a ...any) *receiptReport {
+		rep.Verdict, rep.Problem = "UNVERIFIABLE", fmt.Sprintf(f, a...)
+		return rep
+	}
+	altered := func(f string, a ...any) *receiptReport {
+		rep.Verdict, rep.Problem = "ALTERED", fmt.Sprintf(f, a...)
+		return rep
+	}
+	r, err := format.ParseReceipt(text)
+	if err != nil {
+		return unverifiable("%v", err)
+	}
+	rep.Seq = r.Index
+	if r.Extra == nil {
+		return unverifiable("the receipt carries no entry (no extra line): nothing to judge")
+	}
+
+	// The checkpoint: signed by the log key given, cosigned by enough witnesses.
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return unverifiable("the log key is not a note verifier key: %v", err)
+	}
+	verifiers := []note.Verifier{v}
+	witness := map[string]bool{}
+	for _, k := range wkeys {
+		wv, err := fnote.NewVerifier(k)
+		if err != nil {
+			return unverifiable("witness key: %v", err)
+		}
+		verifiers = append(verifiers, wv)
+		witness[fmt.Sprintf("%s+%08x", wv.Name(), wv.KeyHash())] = true
+	}
+	n, err := note.Open(r.Checkpoint, note.VerifierList(verifiers...))
+	var unknown *note.UnverifiedNoteError
+	switch {
+	case errors.As(err, &unknown):
+		var by []string
+		for _, s := range unknown.Note.UnverifiedSigs {
+			by = append(by, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+		}
+		return unverifiable("the checkpoint is signed by %s, not by the key given (%s+%08x)", strings.Join(by, ", "), v.Name(), v.KeyHash())
+	case err != nil:
+		return altered("checkpoint signature: %v", err)
+	}
+	logSigned := false
+	for _, s := range n.Sigs {
+		id := fmt.Sprintf("%s+%08x", s.Name, s.Hash)
+		if s.Name == v.Name() && s.Hash == v.KeyHash() {
+			logSigned = true
+		} else if witness[id] {
+			rep.Cosignatures++
+		}
+	}
+	if !logSigned {
+		return unverifiable("the checkpoint is not signed by the log key given (%s+%08x)", v.Name(), v.KeyHash())
+	}
+	cp, err := format.ParseCheckpoint([]byte(n.Text))
+	if err != nil {
+		return altered("the signed checkpoint is malformed: %v", err)
+	}
+	if cp.Origin != v.Name() {
+		return unverifiable("the checkpoint is of log %q, the key given is %q's", cp.Origin, v.Name())
+	}
+	rep.Checkpoint = &struct {
+		Origin string `json:"origin"`
+		Size   int64  `json:"size"`
+		Root   string `json:"root"`
+	}{cp.Origin, cp.Size, cp.Root.String()}
+	if rep.Cosignatures < quorum {
+		return unverifiable("%d of the witnesses given cosigned the checkpoint; the quorum is %d", rep.Cosignatures, quorum)
+	}
+
+	// The entry: canonical, at the index, included in the checkpoint.
+	e, err := format.ParseEntry(r.Extra)
+	if err != nil {
+		return altered("the entry (extra) is not a canonical entry: %v", err)
+	}
+	if err := format.CheckPayload(e.Payload); err != nil {
+		return altered("the entry's payload: %v", err)
+	}
+	rep.Type, rep.Packet, rep.Actor, rep.Time = e.Type, e.Packet, &e.Actor, &e.Time
+	if e.Seq != r.Index {
+		return altered("the entry says seq %d, the receipt index %d", e.Seq, r.Index)
+	}
+	if r.Index >= cp.Size {
+		return altered("index %d is beyond the checkpoint's size %d", r.Index, cp.Size)
+	}
+	if err := format.CheckInclusion(r.Hashes, cp.Size, cp.Root, r.Index, format.LeafHash(r.Extra)); err != nil {
+		return altered("the inclusion proof does not lead from the entry to the checkpoint's root: %v", err)
+	}
+	if packet != "" && e.Packet != packet {
+		return altered("the entry belongs to packet %q, not %q", e.Packet, packet)
+	}
+	rep.Verdict = "INTACT"
+	return rep
+}
+
+func printReceipt(w io.Writer, rep *receiptReport) {
+	if rep.Checkpoint != nil {
+		fmt.Fprintf(w, "checkpoint %s, size %d, root %s (%d witness cosignatures)\n", rep.Checkpoint.Origin, rep.Checkpoint.Size, rep.Checkpoint.Root, rep.Cosignatures)
+	}
+	if rep.Type != "" {
+		fmt.Fprintf(w, "entry      seq %d: %s of packet %s by %s (%s) at %s\n", rep.Seq, rep.Type, rep.Packet,
+			rep.Actor.Agency, rep.Actor.Role, rep.Time.UTC().Format(time.RFC3339Nano))
+	}
+	if rep.Verdict == "INTACT" {
+		fmt.Fprintf(w, "INTACT: the log signed a tree of %d entries that holds this entry at seq %d\n", rep.Checkpoint.Size, rep.Seq)
+		return
+	}
+	fmt.Fprintf(w, "%s: %s\n", rep.Verdict, rep.Problem)
+}
