@@ -239,6 +239,11 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 			continue
 		}
 		e, err := format.ParseEntry(raw)
+		if err == nil {
+			// One meaning, one spelling: a payload in another form
+			// could say the same to one reader and more to another.
+			err = format.CheckPayload(e.Payload)
+		}
 		if err != nil {
 			rep.fail(target, "%v", err)
 			continue
