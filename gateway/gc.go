@@ -51,8 +51,9 @@ func (g *Gateway) claim(c *claims, digest string) error {
 	if g.claimedDuringGC != nil {
 		g.claimedDuringGC[digest] = true
 	}
-	g.inflightMu.Unlock()
+	// Under the lock: a request's files are stored concurrently.
 	c.digests = append(c.digests, digest)
+	g.inflightMu.Unlock()
 	return nil
 }
 
