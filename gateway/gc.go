@@ -51,9 +51,8 @@ func (g *Gateway) claim(c *claims, digest string) error {
 	if g.claimedDuringGC != nil {
 		g.claimedDuringGC[digest] = true
 	}
-	// Under the lock: a request's files are stored concurrently.
-	c.digests = append(c.digests, digest)
 	g.inflightMu.Unlock()
+	c.digests = append(c.digests, digest)
 	return nil
 }
 

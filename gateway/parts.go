@@ -98,9 +98,6 @@ func expectedFrom(item *Item, ms []materialInput, bad fields) map[string]expecte
 	return want
 }
 
-// maxStoring bounds the file parts of one request being stored at once.
-const maxStoring = 4
-
 // receiveParts stores the file parts of a request as they stream past:
 // first (if not nil), then the rest of ps. It returns the stored materials
 // by kind and the kinds in the order they came. A part must be one of
@@ -109,146 +106,63 @@ const maxStoring = 4
 // A part that breaks a rule is refused (422) before any of its bytes are
 // stored; whatever was stored before is left to the collector, and the
 // caller records nothing.
-//
-// A part's store goes on in the background once its bytes have all been
-// read (a small file's one PUT, a large one's last part), while the next
-// part streams in; it holds only the buffer it already had. All stores are
-// over when receiveParts returns, and the error is that of the first part
-// that failed, as if they had run one after the other.
 func (g *Gateway) receiveParts(ctx context.Context, up *upload, first *Part, ps Parts, want map[string]expected, unknown func(kind string) error) (map[string]MaterialRef, []string, error) {
-	var all []*storing
-	// finish waits for every store and returns the first failure in part
-	// order, else err.
-	finish := func(err error) error {
-		for _, s := range all {
-			<-s.done
-		}
-		for _, s := range all {
-			if s.err != nil {
-				return s.err
-			}
-		}
-		return err
-	}
-	seen := make(map[string]bool, len(want))
+	got := make(map[string]MaterialRef, len(want))
+	var order []string
 	part := first
 	for {
 		if part == nil {
 			var err error
 			part, err = nextPart(ps)
 			if err == io.EOF {
-				break
+				return got, order, nil
 			}
 			if err != nil {
-				return nil, nil, finish(err)
+				return nil, nil, err
 			}
 		}
-		if n := len(all); n >= maxStoring {
-			<-all[n-maxStoring].done
-		}
-		s, err := g.startPart(ctx, up, part, want, seen, unknown)
+		ref, err := g.receivePart(ctx, up, part, want, got, unknown)
 		if err != nil {
-			return nil, nil, finish(err)
+			return nil, nil, err
 		}
-		all = append(all, s)
-		select { // until the part's bytes are read, or its store gave up
-		case <-s.drained:
-		case <-s.done:
-		}
-		if s.failed() {
-			return nil, nil, finish(nil)
-		}
+		got[ref.Kind] = ref
+		order = append(order, ref.Kind)
 		part = nil
 	}
-	if err := finish(nil); err != nil {
-		return nil, nil, err
-	}
-	got := make(map[string]MaterialRef, len(all))
-	order := make([]string, 0, len(all))
-	for _, s := range all {
-		up.idem.notePart(s.ref.Kind, s.filename, s.ref.SHA256)
-		var err error
-		if s.ref.Filename, err = filetype.Name(s.name, s.ref.ContentType); err != nil {
-			return nil, nil, fieldError(ErrInvalid, s.ref.Kind, "file name: %v", err)
-		}
-		got[s.ref.Kind] = s.ref
-		order = append(order, s.ref.Kind)
-	}
-	return got, order, nil
 }
 
-// storing is one file part being stored.
-type storing struct {
-	filename, name string        // as sent, and as cleaned
-	drained        chan struct{} // closed once the part's bytes are all read
-	done           chan struct{} // closed once ref and err are set
-	ref            MaterialRef
-	err            error
-}
-
-// failed reports whether the store is over and failed.
-func (s *storing) failed() bool {
-	select {
-	case <-s.done:
-		return s.err != nil
-	default:
-		return false
-	}
-}
-
-// startPart checks one file part against the rules of receiveParts and
-// starts storing it.
-func (g *Gateway) startPart(ctx context.Context, up *upload, part *Part, want map[string]expected, seen map[string]bool, unknown func(string) error) (*storing, error) {
+// receivePart checks one file part against the rules of receiveParts and stores it.
+func (g *Gateway) receivePart(ctx context.Context, up *upload, part *Part, want map[string]expected, got map[string]MaterialRef, unknown func(string) error) (MaterialRef, error) {
 	kind := part.Name
 	w, ok := want[kind]
 	if !ok {
-		return nil, unknown(kind)
+		return MaterialRef{}, unknown(kind)
 	}
-	if seen[kind] {
-		return nil, fieldError(ErrInvalid, kind, "material %q sent twice", kind)
+	if _, dup := got[kind]; dup {
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "material %q sent twice", kind)
 	}
-	if len(seen) >= g.cfg.Limits.MaxMaterials {
-		return nil, fieldError(ErrInvalid, "materials", "at most %d materials", g.cfg.Limits.MaxMaterials)
+	if len(got) >= g.cfg.Limits.MaxMaterials {
+		return MaterialRef{}, fieldError(ErrInvalid, "materials", "at most %d materials", g.cfg.Limits.MaxMaterials)
 	}
 	if part.Filename == "" {
-		return nil, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
 	}
 	name, err := filetype.CleanName(part.Filename)
 	if err != nil {
-		return nil, fieldError(ErrInvalid, kind, "file name: %v", err)
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name: %v", err)
 	}
 	if w.filename != "" && name != w.filename {
-		return nil, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.Filename, w.filename)
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.Filename, w.filename)
 	}
-	seen[kind] = true
-	s := &storing{filename: part.Filename, name: name, drained: make(chan struct{}), done: make(chan struct{})}
-	r := &drainReader{r: part.Body, drained: s.drained}
-	go func() {
-		defer close(s.done)
-		s.ref, s.err = g.storeFile(ctx, up, r, kind, w.mat, w.sha256)
-	}()
-	return s, nil
-}
-
-// drainReader reads a part's body and says when it has ended. After its
-// first error (io.EOF included) it never reads the body again: the parts
-// reader has moved on to the next part.
-type drainReader struct {
-	r       io.Reader
-	err     error
-	drained chan struct{}
-}
-
-func (d *drainReader) Read(p []byte) (int, error) {
-	if d.err != nil {
-		return 0, d.err
-	}
-	n, err := d.r.Read(p)
+	ref, err := g.storeFile(ctx, up, part.Body, kind, w.mat, w.sha256)
 	if err != nil {
-		d.err = err
-		close(d.drained)
+		return MaterialRef{}, err
 	}
-	return n, err
+	up.idem.notePart(kind, part.Filename, ref.SHA256)
+	if ref.Filename, err = filetype.Name(name, ref.ContentType); err != nil {
+		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name: %v", err)
+	}
+	return ref, nil
 }
 
 // notListed refuses a part the manifest did not list.
