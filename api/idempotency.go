@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"tongban/gateway"
+	"tongban/ledger/format"
 )
 
 // idempotent makes POSTs with an Idempotency-Key safe to retry: a retry
@@ -45,7 +46,7 @@ func (s *server) idempotent(c *gin.Context) {
 			return
 		}
 		c.Request.Body = io.NopCloser(bytes.NewReader(b))
-		if idem.JSON, err = gateway.CanonicalJSON(b); err != nil {
+		if idem.JSON, err = format.Canonicalize(b); err != nil {
 			idem.JSON = b // malformed: the handler says so, and nothing is remembered
 		}
 	}

@@ -34,7 +34,9 @@ func (g *Gateway) objectErr(ctx context.Context, who Principal, packet, kind, di
 		return storageErr(err)
 	}
 	g.recordViolation(ctx, who, packet, kind, digest, err)
-	return fmt.Errorf("%w: %s of packet %s: %v", ErrIntegrity, kind, packet, err)
+	// The cause names paths or hosts: it goes to the log and the ledger
+	// entry, not to the client.
+	return fmt.Errorf("%w: %s of packet %s is missing or altered", ErrIntegrity, kind, packet)
 }
 
 // recordViolation appends integrity.violation for a bad stored object.

@@ -75,16 +75,6 @@ func FingerprintParts(ps Parts) (string, error) {
 	}
 }
 
-// CanonicalJSON re-encodes a JSON body with sorted keys and no spacing,
-// so that equivalent retries fingerprint alike.
-func CanonicalJSON(body []byte) ([]byte, error) {
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		return nil, err
-	}
-	return json.Marshal(v)
-}
-
 // Replay is the remembered outcome of an idempotent request.
 type Replay struct {
 	Fingerprint string    `json:"fingerprint"`

@@ -142,6 +142,15 @@ func readZip(r io.ReaderAt, size int64) ([]record, []zipFault, error) {
 		if cl != 0 {
 			fault(target, "carries a file comment")
 		}
+		// Made on Unix (version made by, high byte 3), the external
+		// attributes' high half is the file mode: anything but a regular
+		// file or a directory (a symbolic link, a device) would make an
+		// extractor write something other than the verified bytes.
+		if p[5] == 3 {
+			if mode := le32(p[38:]) >> 16; mode != 0 && mode&0o170000 != 0o100000 && mode&0o170000 != 0o040000 {
+				fault(target, "is not a regular file (Unix mode %o)", mode)
+			}
+		}
 		if le16(p[34:]) != 0 {
 			fault(target, "on another disk")
 		}
@@ -210,6 +219,10 @@ func readZip(r io.ReaderAt, size int64) ([]record, []zipFault, error) {
 			fault(target, "compression method %d; only stored and deflated files are read", c.method)
 		}
 		c.data = int64(c.off) + localLen + int64(nl) + int64(xl)
+		if uint64(c.data) > cdOff || c.csize > cdOff-uint64(c.data) { // no overflow on zip64 sizes
+			fault(target, "its data runs into the central directory")
+			continue
+		}
 		next = uint64(c.data) + c.csize
 		if next > cdOff {
 			fault(target, "its data runs into the central directory")

@@ -349,8 +349,10 @@ func (s *Store) link(ctx context.Context, sum string, size int64, id string) (st
 	e, err = s.head(ctx, sum)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
+		// Deleted meanwhile (a collector that did not see a claim): the
+		// object is not there, so this Put must not report it stored.
 		s.remove(ctx, blobKey(id))
-		return storage.Info{SHA256: sum, Size: size, Modified: time.Now()}, nil // deleted meanwhile
+		return storage.Info{}, fmt.Errorf("%w: s3: object %s vanished while being stored; retry", storage.ErrUnavailable, sum)
 	case err != nil:
 		return storage.Info{}, err // the pointer may name our blob: keep it
 	case e.blob != id:
