@@ -171,8 +171,8 @@ func TestTileHeadersAndBounds(t *testing.T) {
 		{"/v1/ledger/tlog/tile/entries/001.p/44", 200, "public, max-age=5"},
 		{"/v1/ledger/tlog/tile/1/000.p/1", 200, "public, max-age=5"},
 		{"/v1/ledger/tlog/checkpoint", 200, "public, max-age=5"},
-		{"/v1/ledger/tlog/tile/0/001", 404, ""},          // not full yet
-		{"/v1/ledger/tlog/tile/0/001.p/45", 404, ""},     // beyond the tree
+		{"/v1/ledger/tlog/tile/0/001", 404, ""},           // not full yet
+		{"/v1/ledger/tlog/tile/0/001.p/45", 404, ""},      // beyond the tree
 		{"/v1/ledger/tlog/tile/entries/002.p/1", 404, ""}, // beyond the tree
 		{"/v1/ledger/tlog/tile/1/000.p/2", 404, ""},
 		{"/v1/ledger/tlog/tile/0/000.p/256", 404, ""}, // a full tile has one name
