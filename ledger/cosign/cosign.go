@@ -291,9 +291,9 @@ func (g *Gatherer) observe(size int64, signed []byte) {
 	}
 }
 
-// Run gathers cosignatures for log until ctx ends.
-func (g *Gatherer) Run(ctx context.Context, log Log) {
-	g.log = log
+// Run gathers cosignatures for the log given to SetLog until ctx ends.
+func (g *Gatherer) Run(ctx context.Context) {
+	log := g.log
 	var wg sync.WaitGroup
 	for _, w := range g.ws {
 		wg.Go(func() { g.follow(ctx, w) })
@@ -318,8 +318,8 @@ func (g *Gatherer) Run(ctx context.Context, log Log) {
 	}
 }
 
-// SetLog sets the log without running the loop (for CosignedProof in tests
-// and tools).
+// SetLog sets the log to gather cosignatures for; call it once, before
+// Run, Checkpoint or CosignedProof.
 func (g *Gatherer) SetLog(log Log) { g.log = log }
 
 // follow keeps one witness up to date with the newest checkpoint.
