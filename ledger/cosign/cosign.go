@@ -101,7 +101,6 @@ type Gatherer struct {
 	quorum   int64            // size of the newest checkpoint with a quorum (0: none)
 	latest   int64            // size of the newest with any cosignature
 	waiting  []seen           // sizes signed and not yet covered by a quorum
-	unsynced bool
 }
 
 type seen struct {
