@@ -95,12 +95,12 @@ type Gatherer struct {
 	ws     []*wstate
 	log    Log // set by Run
 
-	mu       sync.Mutex
-	notes    map[int64][]byte // signed checkpoints by size, with cosignatures gathered
-	target   int64            // size of the newest log-signed checkpoint
-	quorum   int64            // size of the newest checkpoint with a quorum (0: none)
-	latest   int64            // size of the newest with any cosignature
-	waiting  []seen           // sizes signed and not yet covered by a quorum
+	mu      sync.Mutex
+	notes   map[int64][]byte // signed checkpoints by size, with cosignatures gathered
+	target  int64            // size of the newest log-signed checkpoint
+	quorum  int64            // size of the newest checkpoint with a quorum (0: none)
+	latest  int64            // size of the newest with any cosignature
+	waiting []seen           // sizes signed and not yet covered by a quorum
 }
 
 type seen struct {
