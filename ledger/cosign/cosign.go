@@ -277,15 +277,21 @@ func (g *Gatherer) observe(size int64, signed []byte) {
 	if size > g.quorum {
 		g.waiting = append(g.waiting, seen{size, g.opts.Now()})
 	}
-	for s := range g.notes { // keep what is served or may still gather cosignatures
-		if s < g.quorum && s < g.latest && s < g.target-1<<20 {
-			delete(g.notes, s)
-		}
-	}
+	g.prune()
 	for _, w := range g.ws {
 		select {
 		case w.kick <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// prune forgets checkpoints older than the newest with a quorum: they are
+// neither served nor kept. g.mu is held.
+func (g *Gatherer) prune() {
+	for s := range g.notes {
+		if s < g.quorum && s != g.latest && s != g.target {
+			delete(g.notes, s)
 		}
 	}
 }
@@ -413,6 +419,7 @@ func (g *Gatherer) record(w *wstate, size int64, signed, cosig []byte, err error
 			i++
 		}
 		g.waiting = g.waiting[i:]
+		g.prune()
 	}
 	if err := g.save(); err != nil {
 		g.opts.Logger.Error("cosign: cannot keep the cosigned checkpoints", "err", err)

@@ -201,6 +201,13 @@ func TestGatherQuorumGraceAndRestart(t *testing.T) {
 	if err := g2.Ready(); err != nil {
 		t.Fatal(err)
 	}
+	// Older checkpoints are forgotten once a newer one has the quorum.
+	g2.mu.Lock()
+	kept := len(g2.notes)
+	g2.mu.Unlock()
+	if kept != 1 {
+		t.Fatalf("%d checkpoints kept in memory, want 1", kept)
+	}
 }
 
 func TestCheckStartRefusesAFork(t *testing.T) {
