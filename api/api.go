@@ -153,7 +153,7 @@ func (s *server) table() []route {
 		{"POST", "/v1/packets/:id/supplements", true, true, "supplement a packet after a correction request", s.supplement},
 		{"POST", "/v1/packets/:id/license", true, false, "upload the issued licence", s.license},
 		{"GET", "/v1/ledger/key", false, false, "the log's note verifier key", s.ledgerKey},
-		{"GET", "/v1/ledger/checkpoint", false, false, "a signed checkpoint covering every acknowledged entry", s.checkpoint},
+		{"GET", "/v1/ledger/checkpoint", false, false, "a signed checkpoint covering every acknowledged entry, with the witnesses' cosignatures gathered so far", s.checkpoint},
 		{"GET", "/v1/ledger/tlog/checkpoint", !s.cfg.PublicTiles, false, "tlog-tiles: the checkpoint, as /v1/ledger/checkpoint", s.tlogCheckpoint},
 		{"GET", "/v1/ledger/tlog/tile/*tile", !s.cfg.PublicTiles, false, "tlog-tiles: a hash tile (<L>/<N>[.p/<W>]) or entry bundle (entries/<N>[.p/<W>])", s.tile},
 		{"GET", "/v1/ledger/entries/:seq", true, false, "one ledger entry", s.entry},
