@@ -121,10 +121,22 @@ func TestWitnessCheckpointAndWriteGrace(t *testing.T) {
 	if code, _ := e.Do("GET", "/v1/ledger/checkpoint", "", nil, ""); code != 200 {
 		t.Fatalf("checkpoint while writes are refused: %d", code)
 	}
-	_, metrics := e.Do("GET", "/metrics", "", nil, "")
-	for _, want := range []string{`tongban_witness_up{witness="w1"} 0`, `tongban_witness_up{witness="w0"} 1`, `tongban_witness_lag_entries{witness="w0"} 0`} {
-		if !bytes.Contains(metrics, []byte(want)) {
-			t.Errorf("metrics lack %s", want)
+	// w0 catches up with the last accepted write; w1 stays down.
+	wants := []string{`tongban_witness_up{witness="w1"} 0`, `tongban_witness_up{witness="w0"} 1`, `tongban_witness_lag_entries{witness="w0"} 0`,
+		`tongban_witness_failures_total{witness="w0"} 0`}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		_, metrics := e.Do("GET", "/metrics", "", nil, "")
+		missing := ""
+		for _, want := range wants {
+			if !bytes.Contains(metrics, []byte(want)) {
+				missing = want
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %s", missing)
 		}
 	}
 }
