@@ -171,6 +171,10 @@ func azTable() []azRoute {
 		{route: "POST /v1/packets/{id}/license", method: "POST", path: "/v1/packets/{id}/license", state: "approved", body: azLicenseBody, want: destOnly},
 		{route: "GET /v1/ledger/key", method: "GET", path: "/v1/ledger/key", want: public},
 		{route: "GET /v1/ledger/checkpoint", method: "GET", path: "/v1/ledger/checkpoint", want: public},
+		// The tiles: every authenticated principal (no personal data in the ledger).
+		{route: "GET /v1/ledger/tlog/checkpoint", method: "GET", path: "/v1/ledger/tlog/checkpoint", want: [6]int{s401, s401, ok200, ok200, ok200, ok200}},
+		{route: "GET /v1/ledger/tlog/tile/*tile", label: "hashes", method: "GET", path: "/v1/ledger/tlog/tile/0/000.p/2", want: [6]int{s401, s401, ok200, ok200, ok200, ok200}},
+		{route: "GET /v1/ledger/tlog/tile/*tile", label: "entries", method: "GET", path: "/v1/ledger/tlog/tile/entries/000.p/2", want: [6]int{s401, s401, ok200, ok200, ok200, ok200}},
 		{route: "GET /v1/ledger/entries/{seq}", method: "GET", path: "/v1/ledger/entries/0", want: auditorOnly},
 		{route: "GET /v1/ledger/entries", label: "packet", method: "GET", path: "/v1/ledger/entries?packet={id}", state: "submitted", want: auditorOnly},
 		{route: "GET /v1/ledger/entries", label: "range", method: "GET", path: "/v1/ledger/entries?from=0&limit=3", want: auditorOnly},
