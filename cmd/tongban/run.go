@@ -27,6 +27,7 @@ func commands() map[string]command {
 		"rebuild": {"rebuild --data DIR    drop a stopped gateway's packet views and rebuild them from the ledger", runRebuild},
 		"gc":      {"gc --data DIR [--grace 24h] [--dry-run]    delete stored objects no ledger entry names", runGC},
 		"health":  {"health [--server URL]    exit 0 when the gateway is ready (for container health checks)", runHealth},
+		"devgen":  {"", runDevgen}, // hidden: generated packets, for measurements
 		"token":   {"token new --agency ID --role ROLE    mint a bearer token and its credential line", runToken},
 	}
 }
@@ -53,8 +54,10 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "usage: tongban COMMAND [flags] [args]")
 	fmt.Fprintln(w)
 	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+	for n, c := range cmds {
+		if c.usage != "" {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	for _, n := range names {
