@@ -241,18 +241,15 @@ func historyCursor(before int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(before, 10)))
 }
 
-// withHistory sets a view's latest events and the cursor to older ones.
+// withHistory sets the cursor to the events older than those the view
+// carries.
 func (g *Gateway) withHistory(p *Packet) error {
-	evs, more, err := g.state.history(p.ID, -1, LatestEvents)
-	if err != nil {
-		return fmt.Errorf("gateway: history: %w", err)
-	}
-	p.History, p.HistoryCursor = evs, ""
+	p.HistoryCursor = ""
 	if p.History == nil {
 		p.History = []Event{}
 	}
-	if more {
-		p.HistoryCursor = historyCursor(evs[0].Seq)
+	if int64(len(p.History)) < p.HistoryCount {
+		p.HistoryCursor = historyCursor(p.History[0].Seq)
 	}
 	return nil
 }

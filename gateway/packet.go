@@ -74,8 +74,9 @@ type Packet struct {
 	LastReason    string        `json:"reason,omitempty"`
 	SubmittedSeq  int64         `json:"seq"`
 	LastSeq       int64         `json:"last_seq"`
-	// History holds the latest events, oldest first; HistoryCount counts
-	// them all, and HistoryCursor, if set, pages to the older ones.
+	// History holds the latest LatestEvents events, oldest first;
+	// HistoryCount counts them all, and HistoryCursor, if set, pages to
+	// the older ones.
 	History       []Event `json:"history"`
 	HistoryCount  int64   `json:"history_count"`
 	HistoryCursor string  `json:"history_cursor,omitempty"`
@@ -186,7 +187,10 @@ func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string
 	var c Packet
 	if p != nil {
 		c = *p
-		c.History, c.HistoryCursor = nil, ""
+		c.HistoryCursor = ""
+		// The view keeps only the latest events (a bounded copy); all of
+		// them are kept apart, one key each (see state).
+		c.History = append([]Event(nil), p.History[max(0, len(p.History)-LatestEvents+1):]...)
 	}
 	switch e.Type {
 	case EntrySubmitted:
@@ -239,6 +243,7 @@ func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string
 	default:
 		return nil, fmt.Errorf("gateway: entry %d has unknown type %q", e.Seq, e.Type)
 	}
+	c.History = append(c.History, eventOf(rec))
 	c.HistoryCount++
 	c.Updated = e.Time
 	c.LastSeq = e.Seq

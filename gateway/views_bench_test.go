@@ -51,7 +51,7 @@ func genPackets(tb testing.TB, g *Gateway, n int) {
 // BenchmarkInboxFirstPage: the first page (50) of a reviewer's inbox at
 // 1k and at 100k packets; compare the two in the same run.
 func BenchmarkInboxFirstPage(b *testing.B) {
-	for _, n := range []int{1_000, 100_000} {
+	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("packets=%d", n), func(b *testing.B) {
 			g, l := viewsGateway(b, b.TempDir(), nil)
 			defer l.Close()
@@ -69,3 +69,6 @@ func BenchmarkInboxFirstPage(b *testing.B) {
 		})
 	}
 }
+
+// benchSizes are the ledger sizes BenchmarkInboxFirstPage compares.
+var benchSizes = []int{1_000, 100_000}
