@@ -248,7 +248,7 @@ func (g *Gateway) withHistory(p *Packet) error {
 	if p.History == nil {
 		p.History = []Event{}
 	}
-	if int64(len(p.History)) < p.HistoryCount {
+	if len(p.History) > 0 && int64(len(p.History)) < p.HistoryCount {
 		p.HistoryCursor = historyCursor(p.History[0].Seq)
 	}
 	return nil

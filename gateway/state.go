@@ -54,9 +54,14 @@ var (
 )
 
 func openState(dir string, log *slog.Logger) (*state, error) {
+	// Smaller memtables and block cache than Badger's defaults (64 MiB
+	// each, 256 MiB): the views are small records, and the gateway's
+	// memory should not be mostly Badger's arenas.
 	db, err := badger.Open(badger.DefaultOptions(dir).
 		WithLogger(quietLogger{log}).
 		WithNumCompactors(2).
+		WithMemTableSize(16 << 20).
+		WithBlockCacheSize(32 << 20).
 		WithMetricsEnabled(false))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: open state: %w", err)
@@ -351,41 +356,46 @@ func (s *state) record(rec *ledger.Record, names func(string) map[string]string)
 }
 
 // replay applies recs, which follow the watermark in order, in as few
-// transactions as Badger allows.
+// transactions as Badger allows: a chunk that does not fit in one is
+// dropped whole and retried in halves, so no entry is ever half applied.
 func (s *state) replay(recs []*ledger.Record, names func(string) map[string]string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	commit := func(w int64) error {
-		if err := txn.Set(keyApplied, be8(w)); err != nil {
-			return err
-		}
-		if err := txn.Commit(); err != nil {
-			return err
-		}
-		s.applied = w
-		txn = s.db.NewTransaction(true)
-		return nil
+	for len(recs) > 0 && recs[0].Seq < s.applied {
+		recs = recs[1:]
 	}
-	for _, rec := range recs {
-		if rec.Seq < s.applied {
+	for k := len(recs); len(recs) > 0; {
+		k = min(k, len(recs))
+		err := s.replayChunk(recs[:k], names)
+		if errors.Is(err, badger.ErrTxnTooBig) && k > 1 {
+			k /= 2
 			continue
 		}
-		_, err := s.applyTxn(txn, rec, names)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err = commit(rec.Seq); err == nil {
-				_, err = s.applyTxn(txn, rec, names)
-			}
-		}
 		if err != nil {
+			return err
+		}
+		recs = recs[k:]
+	}
+	return nil
+}
+
+func (s *state) replayChunk(recs []*ledger.Record, names func(string) map[string]string) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, rec := range recs {
+		if _, err := s.applyTxn(txn, rec, names); err != nil {
 			return fmt.Errorf("entry %d: %w", rec.Seq, err)
 		}
 	}
-	if len(recs) == 0 {
-		return nil
+	w := recs[len(recs)-1].Seq + 1
+	if err := txn.Set(keyApplied, be8(w)); err != nil {
+		return err
 	}
-	return commit(recs[len(recs)-1].Seq + 1)
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	s.applied = w
+	return nil
 }
 
 // count returns the number of packets per status in scope.

@@ -72,3 +72,19 @@ func BenchmarkInboxFirstPage(b *testing.B) {
 
 // benchSizes are the ledger sizes BenchmarkInboxFirstPage compares.
 var benchSizes = []int{1_000, 100_000}
+
+// BenchmarkRebuild: a full rebuild of the views from a ledger of 2,000
+// packets (about 2,700 entries), per entry.
+func BenchmarkRebuild(b *testing.B) {
+	g, l := viewsGateway(b, b.TempDir(), nil)
+	defer l.Close()
+	defer g.Close()
+	genPackets(b, g, 2000)
+	b.ResetTimer()
+	for range b.N {
+		if err := g.Rebuild(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(l.Size()), "ns/entry")
+}
