@@ -168,8 +168,10 @@ func (s *server) table() []route {
 	return []route{
 		{"GET", "/v1/catalog", false, false, "service items and their materials", s.catalog},
 		{"POST", "/v1/packets", true, true, "submit a packet (multipart: manifest, then files)", s.submit},
-		{"GET", "/v1/packets", true, false, "list the caller's inbox or outbox", s.list},
-		{"GET", "/v1/packets/:id", true, false, "one packet with its materials and history", s.get},
+		{"GET", "/v1/packets", true, false, "list the caller's inbox or outbox (auditors: all packets), a page at a time", s.list},
+		{"GET", "/v1/packets/counts", true, false, "packets per status in a box", s.counts},
+		{"GET", "/v1/packets/:id", true, false, "one packet with its materials and latest history", s.get},
+		{"GET", "/v1/packets/:id/history", true, false, "a packet's history, a page at a time, newest pages first", s.history},
 		{"GET", "/v1/packets/:id/materials/:kind", true, false, "download one verified material", s.material},
 		{"GET", "/v1/packets/:id/bundle", true, false, "download the packet with its ledger evidence (zip)", s.bundle},
 		{"GET", "/v1/packets/:id/receipts/:seq", true, false, "the receipt (C2SP tlog-proof) of one of the packet's entries", s.receipt},

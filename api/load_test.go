@@ -398,12 +398,23 @@ func TestLoad(t *testing.T) {
 	outbox := map[string]int{}
 	for _, who := range submitters {
 		c := &loadClient{e: e, http: client, who: who, token: e.Tokens[who]}
-		code, b, _ := c.do(kList, "GET", "/v1/packets?box=outbox", nil, "")
-		var v struct{ Packets []loadPacket }
-		if code != 200 || json.Unmarshal(b, &v) != nil {
-			t.Fatalf("outbox of %s: %d %.200s", who, code, b)
+		// The listing is paginated: read every page.
+		var ps []loadPacket
+		for cursor := ""; ; {
+			code, b, _ := c.do(kList, "GET", "/v1/packets?box=outbox&limit=500&cursor="+cursor, nil, "")
+			var v struct {
+				Packets    []loadPacket
+				NextCursor string `json:"next_cursor"`
+			}
+			if code != 200 || json.Unmarshal(b, &v) != nil {
+				t.Fatalf("outbox of %s: %d %.200s", who, code, b)
+			}
+			ps = append(ps, v.Packets...)
+			if cursor = v.NextCursor; cursor == "" {
+				break
+			}
 		}
-		for _, p := range v.Packets {
+		for _, p := range ps {
 			outbox[p.ID]++
 			if want[p.ID][gateway.EntrySubmitted] != 1 {
 				t.Errorf("packet %s is in an outbox but was submitted %d times", p.ID, want[p.ID][gateway.EntrySubmitted])

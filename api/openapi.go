@@ -100,11 +100,24 @@ var schemas = schema{
 		"reason":          schema{"type": "string", "description": "the reason of the latest decision"},
 		"seq":             schema{"type": "integer", "format": "int64", "description": "ledger seq of the submission"},
 		"last_seq":        integer(),
-		"history":         array(ref("Event")),
+		"history":         schema{"type": "array", "items": ref("Event"), "description": "the latest events, oldest first"},
+		"history_count":   schema{"type": "integer", "format": "int64", "description": "how many events the packet has in all"},
+		"history_cursor":  schema{"type": "string", "description": "for GET /v1/packets/{id}/history: the events before those in history"},
 		"applicant":       schema{"$ref": "#/components/schemas/Applicant", "description": "for the origin and destination only"},
 		"receipt":         schema{"type": "string", "description": "on the answer to a write: the C2SP tlog-proof of the entry it appended (docs/formats.md)"},
 	}, "id", "status", "item", "origin", "destination", "materials", "seq", "history"),
-	"PacketList":    object(schema{"packets": array(ref("Packet"))}, "packets"),
+	"PacketList": object(schema{
+		"packets":     array(ref("Packet")),
+		"next_cursor": schema{"type": "string", "description": "the next page's cursor; absent on the last page"},
+	}, "packets"),
+	"Counts": object(schema{
+		"counts": schema{"type": "object", "additionalProperties": integer(), "description": "packets per status, every status present"},
+		"total":  integer(),
+	}, "counts", "total"),
+	"HistoryPage": object(schema{
+		"events":      array(ref("Event")),
+		"next_cursor": schema{"type": "string", "description": "the cursor of the older events; absent on the oldest page"},
+	}, "events"),
 	"ActionRequest": object(schema{"action": enum("receive", "return", "approve", "reject", "deliver"), "reason": schema{"type": "string", "description": "required for return and reject"}}, "action"),
 	"Entry": object(schema{
 		"seq": integer(), "time": timestamp(), "type": str(),
@@ -127,8 +140,10 @@ var schemas = schema{
 	"ScrubItem": object(schema{"sha256": hexDigest(), "packet": str(), "kind": str(), "got": str()}, "sha256", "packet", "kind"),
 	"Status":    object(schema{"status": str()}, "status"),
 	"Readiness": object(schema{
-		"status": enum("ready", "unavailable"),
-		"error":  schema{"type": "string", "description": "why not ready: for auditors and operators only"},
+		"status":  enum("ready", "unavailable", "recovering"),
+		"error":   schema{"type": "string", "description": "why not ready: for auditors and operators only"},
+		"applied": schema{"type": "integer", "format": "int64", "description": "recovering: ledger entries replayed into the views so far"},
+		"total":   schema{"type": "integer", "format": "int64", "description": "recovering: ledger entries to replay"},
 	}, "status"),
 }
 
@@ -210,11 +225,33 @@ func operations(cat *gateway.Catalog) map[string]schema {
 				schema{"headers": schema{"Location": schema{"schema": str()}}})}),
 		},
 		"GET /v1/packets": {
+			"description": "One page, in a stable order: the inbox by deadline (soonest first), the outbox and box=all by submission. " +
+				"Pass next_cursor as cursor for the next page; no cursor is the first page.",
 			"parameters": []schema{
-				query("box", enum("inbox", "outbox"), false, "default: outbox for submitters, inbox for reviewers"),
-				query("status", str(), false, "only packets in this status"),
+				query("box", enum("inbox", "outbox", "all"), false, "default: outbox for submitters, inbox for reviewers, all for auditors (all is for auditors only)"),
+				query("status", enum("submitted", "received", "correction_requested", "approved", "rejected", "license_issued", "delivered"), false, "only packets in this status"),
+				query("item", str(), false, "only packets of this service item"),
+				query("origin", str(), false, "only packets from this agency"),
+				query("destination", str(), false, "only packets to this agency"),
+				query("from", str(), false, "only packets submitted at or after this date (2006-01-02, Shanghai) or RFC 3339 time"),
+				query("to", str(), false, "only packets submitted before this date or time"),
+				query("overdue", boolean(), false, "only overdue packets (true) or only the others (false)"),
+				query("limit", schema{"type": "integer", "minimum": 1, "maximum": gateway.MaxLimit, "default": gateway.DefaultLimit}, false, "packets per page"),
+				query("cursor", str(), false, "opaque: next_cursor of the previous page"),
 			},
-			"responses": with(errorAnswers(400, 401, 403), schema{"200": answer("the caller's packets", jsonBody(ref("PacketList")))}),
+			"responses": with(errorAnswers(400, 401, 403, 503), schema{"200": answer("a page of packets", jsonBody(ref("PacketList")))}),
+		},
+		"GET /v1/packets/counts": {
+			"parameters": []schema{query("box", enum("inbox", "outbox", "all"), false, "as for GET /v1/packets")},
+			"responses":  with(errorAnswers(400, 401, 403, 503), schema{"200": answer("packets per status", jsonBody(ref("Counts")))}),
+		},
+		"GET /v1/packets/:id/history": {
+			"description": "Events oldest first within a page; pages go back in time: start from the packet's history_cursor (or none for the latest events) and follow next_cursor.",
+			"parameters": []schema{
+				query("cursor", str(), false, "opaque: history_cursor of the packet or next_cursor of the previous page"),
+				query("limit", schema{"type": "integer", "minimum": 1, "maximum": gateway.MaxLimit, "default": gateway.DefaultLimit}, false, "events per page"),
+			},
+			"responses": with(errorAnswers(400, 401, 403, 404, 503), schema{"200": answer("a page of the history", jsonBody(ref("HistoryPage")))}),
 		},
 		"GET /v1/packets/:id": {"responses": with(errorAnswers(401, 403, 404), packetAnswer(200, "the packet"))},
 		"GET /v1/packets/:id/materials/:kind": {"responses": with(errorAnswers(401, 403, 404, 500, 503), schema{"200": schema{

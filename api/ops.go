@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -33,6 +34,12 @@ func (s *server) readyz(c *gin.Context) {
 	}
 	if err != nil {
 		c.Header("Retry-After", "5")
+		if errors.Is(err, gateway.ErrRecovering) {
+			// Progress says nothing about the deployment: for anyone.
+			done, total := s.g.RecoveryProgress()
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "recovering", "applied": done, "total": total})
+			return
+		}
 		s.log.Warn("not ready", "request_id", requestID(c), "err", err)
 		body := gin.H{"status": "unavailable"}
 		if mayReadDetails(principal(c)) {

@@ -8,11 +8,13 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"tongban/gateway"
 	"tongban/gateway/strictjson"
+	"tongban/gateway/workday"
 )
 
 func (s *server) catalog(c *gin.Context) {
@@ -39,6 +41,10 @@ func (s *server) multipartBody(c *gin.Context) (gateway.Parts, *partHeaderGuard,
 }
 
 func (s *server) submit(c *gin.Context) {
+	if err := s.g.Recovering(); err != nil {
+		fail(c, err) // before the body is read and stored
+		return
+	}
 	parts, guard, ok := s.multipartBody(c)
 	if !ok {
 		return
@@ -88,15 +94,91 @@ func (s *server) license(c *gin.Context) {
 }
 
 func (s *server) list(c *gin.Context) {
-	ps, err := s.g.List(c.Request.Context(), principal(c), c.Query("box"), c.Query("status"))
+	q := gateway.ListQuery{
+		Box: c.Query("box"), Status: c.Query("status"), Item: c.Query("item"),
+		Origin: c.Query("origin"), Destination: c.Query("destination"), Cursor: c.Query("cursor"),
+	}
+	var err error
+	if q.Limit, err = queryInt(c, "limit"); err != nil {
+		fail(c, err)
+		return
+	}
+	for name, t := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
+		if *t, err = queryTime(c, name); err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	if v, ok := c.GetQuery("overdue"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			fail(c, &gateway.ValidationError{Kind: gateway.ErrMalformed, Fields: map[string]string{"overdue": "must be true or false"}})
+			return
+		}
+		q.Overdue = &b
+	}
+	page, err := s.g.List(c.Request.Context(), principal(c), q)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	if ps == nil {
-		ps = []*gateway.Packet{}
+	c.JSON(http.StatusOK, page)
+}
+
+// queryInt reads an optional integer query parameter; 0 if absent.
+func queryInt(c *gin.Context, name string) (int, error) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return 0, nil
 	}
-	c.JSON(http.StatusOK, gin.H{"packets": ps})
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, &gateway.ValidationError{Kind: gateway.ErrMalformed, Fields: map[string]string{name: "must be a positive integer"}}
+	}
+	return n, nil
+}
+
+// queryTime reads an optional date (2006-01-02, midnight in Shanghai) or
+// RFC 3339 time.
+func queryTime(c *gin.Context, name string) (time.Time, error) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, v, workday.Shanghai); err == nil {
+		return t, nil
+	}
+	return time.Time{}, &gateway.ValidationError{Kind: gateway.ErrMalformed, Fields: map[string]string{name: "must be a date (2006-01-02) or an RFC 3339 time"}}
+}
+
+func (s *server) counts(c *gin.Context) {
+	n, err := s.g.Counts(c.Request.Context(), principal(c), c.Query("box"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var total int64
+	for _, v := range n {
+		total += v
+	}
+	c.JSON(http.StatusOK, gin.H{"counts": n, "total": total})
+}
+
+func (s *server) history(c *gin.Context) {
+	limit, err := queryInt(c, "limit")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	h, err := s.g.History(c.Request.Context(), principal(c), c.Param("id"), c.Query("cursor"), limit)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, h)
 }
 
 // packetView is a packet with, for its origin and destination, the applicant.

@@ -56,7 +56,10 @@ func (g *Gateway) recordViolation(ctx context.Context, who Principal, packet, ki
 	} else {
 		var b []byte
 		if b, err = encodePayload(&v); err == nil {
-			_, err = g.cfg.Ledger.Append(ctx, ledger.Entry{Type: EntryViolation, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: b})
+			var rec *ledger.Record
+			if rec, err = g.cfg.Ledger.Append(ctx, ledger.Entry{Type: EntryViolation, Actor: ledger.Actor{Agency: who.Agency, Role: who.Role}, Packet: packet, Payload: b}); err == nil {
+				_, err = g.state.record(rec, nil) // moves the views' watermark past it
+			}
 		}
 	}
 	if err != nil {

@@ -22,7 +22,6 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +58,9 @@ type Config struct {
 	// Calendar counts working days for deadlines; nil: the built-in
 	// holiday table without overrides.
 	Calendar *workday.Calendar
+	// RecoverInBackground makes New return before the views have caught
+	// up with the ledger (see Recovering).
+	RecoverInBackground bool
 }
 
 // Gateway runs the packet workflow. Its methods are safe for concurrent use.
@@ -77,10 +79,21 @@ type Gateway struct {
 
 	appends     atomic.Int64 // ledger appends made, and their total latency
 	appendNanos atomic.Int64
+
+	recovering   atomic.Bool  // the views are catching up with the ledger
+	recovered    atomic.Int64 // entries replayed of recoverTotal
+	recoverTotal atomic.Int64
+	recoverErr   atomic.Pointer[error]
+	stopRecovery context.CancelFunc // nil unless recovering in the background
+	recoveryDone chan struct{}
 }
 
-// New opens the packet views in cfg.StateDir, rebuilding them from the
-// ledger if the gateway did not stop cleanly last time.
+// New opens the packet views in cfg.StateDir and brings them up to the
+// ledger: only the entries past the views' watermark are replayed (all of
+// them if the views are missing or of another layout). With
+// cfg.RecoverInBackground the replay runs after New returns, and until it
+// is done Ready reports progress and the packet operations answer
+// ErrRecovering.
 func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	switch {
 	case cfg.Catalog == nil, cfg.Store == nil, cfg.Ledger == nil, cfg.StateDir == "":
@@ -139,74 +152,135 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// recover rebuilds the views unless they are known to match the ledger,
-// then marks them dirty until Close.
+// ErrRecovering is the answer of packet operations while the views are
+// being brought up to the ledger.
+var ErrRecovering = fmt.Errorf("%w: recovering: the packet views are being brought up to the ledger", ErrUnavailable)
+
+// recover replays the entries past the views' watermark, in the
+// background if so configured.
 func (g *Gateway) recover(ctx context.Context) error {
 	size := g.cfg.Ledger.Size()
-	if n, ok := g.state.cleanSize(); !ok || n != size {
-		start := time.Now()
+	from, ok := g.state.watermark()
+	if !ok || from > size {
 		if err := g.state.reset(); err != nil {
 			return fmt.Errorf("gateway: reset views: %w", err)
 		}
-		if err := g.rebuild(ctx); err != nil {
-			return err
-		}
-		g.log.Info("rebuilt packet views from the ledger", "entries", size, "took", time.Since(start))
+		from = 0
 	}
-	return g.state.markDirty()
-}
-
-func (g *Gateway) rebuild(ctx context.Context) error {
-	views := map[string]*Packet{}
-	names := g.manifestNames(ctx)
-	err := g.cfg.Ledger.Scan(ctx, 0, func(rec *ledger.Record) error {
-		if rec.Packet == "" {
-			return nil
-		}
-		p, err := apply(views[rec.Packet], rec, names)
-		if err != nil {
-			return err
-		}
-		views[rec.Packet] = p
-		return g.rememberFromEntry(rec)
-	})
-	if err != nil {
-		return fmt.Errorf("gateway: rebuild views: %w", err)
+	g.state.applied = from
+	if from == size {
+		return nil
 	}
-	for _, p := range views {
-		if err := g.state.put(p); err != nil {
-			return fmt.Errorf("gateway: rebuild views: %w", err)
-		}
+	g.recovering.Store(true)
+	g.recoverTotal.Store(size - from)
+	if !g.cfg.RecoverInBackground {
+		return g.catchUp(ctx, from, size)
 	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	g.stopRecovery = cancel
+	g.recoveryDone = make(chan struct{})
+	go func() {
+		defer close(g.recoveryDone)
+		if err := g.catchUp(bg, from, size); err != nil {
+			g.recoverErr.Store(&err)
+			g.log.Error("packet views not recovered", "err", err)
+		}
+	}()
 	return nil
 }
 
-// manifestNames returns a lookup of file names by kind from a stored
-// manifest, for apply during a rebuild; nil if it cannot be read.
-func (g *Gateway) manifestNames(ctx context.Context) func(string) map[string]string {
-	return func(digest string) map[string]string {
-		b, err := g.loadManifest(ctx, digest)
-		var m Manifest
-		if err != nil || json.Unmarshal(b, &m) != nil {
-			return nil // the kinds stand in for the names
+// catchUp replays entries [from, size) into the views, a batch at a time:
+// memory stays bounded whatever the ledger's size.
+func (g *Gateway) catchUp(ctx context.Context, from, size int64) error {
+	const batch = 1000
+	start := time.Now()
+	names := g.manifestNames(ctx)
+	recs := make([]*ledger.Record, 0, batch)
+	flush := func() error {
+		if err := g.state.replay(recs, names); err != nil {
+			return err
 		}
-		return namesOf(m.Materials)
+		if len(recs) > 0 {
+			g.recovered.Store(recs[len(recs)-1].Seq + 1 - from)
+		}
+		recs = recs[:0]
+		return nil
+	}
+	err := g.cfg.Ledger.Scan(ctx, from, func(rec *ledger.Record) error {
+		if rec.Seq >= size {
+			return nil
+		}
+		if recs = append(recs, rec); len(recs) == batch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("gateway: replay entries into the views: %w", err)
+	}
+	g.recovering.Store(false)
+	g.log.Info("packet views brought up to the ledger", "from", from, "entries", size-from, "took", time.Since(start))
+	return nil
+}
+
+// Recovering reports ErrRecovering with progress while the views catch up
+// with the ledger, and nil once they have.
+func (g *Gateway) Recovering() error {
+	if !g.recovering.Load() {
+		return nil
+	}
+	if p := g.recoverErr.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrRecovering, *p)
+	}
+	done, total := g.RecoveryProgress()
+	return fmt.Errorf("%w (%d of %d entries)", ErrRecovering, done, total)
+}
+
+// RecoveryProgress returns how many of the entries to replay are done.
+func (g *Gateway) RecoveryProgress() (done, total int64) {
+	return g.recovered.Load(), g.recoverTotal.Load()
+}
+
+// Rebuild drops the views and rebuilds them from the whole ledger,
+// streaming. The gateway must not be serving.
+func (g *Gateway) Rebuild(ctx context.Context) error {
+	g.waitRecovery()
+	if err := g.state.reset(); err != nil {
+		return fmt.Errorf("gateway: reset views: %w", err)
+	}
+	size := g.cfg.Ledger.Size()
+	g.recovering.Store(true)
+	g.recovered.Store(0)
+	g.recoverTotal.Store(size)
+	return g.catchUp(ctx, 0, size)
+}
+
+// DumpViews calls fn with every key and value of the views, in key order.
+func (g *Gateway) DumpViews(fn func(k, v []byte)) error { return g.state.dump(fn) }
+
+func (g *Gateway) waitRecovery() {
+	if g.stopRecovery != nil {
+		g.stopRecovery()
+		<-g.recoveryDone
+		g.stopRecovery = nil
 	}
 }
 
-// Close records that the views match the ledger and closes them. Close
-// the gateway before the ledger.
+// Close closes the views. Close the gateway before the ledger.
 func (g *Gateway) Close() error {
-	err := g.state.setClean(g.cfg.Ledger.Size())
-	if cerr := g.state.close(); err == nil {
-		err = cerr
-	}
-	return err
+	g.waitRecovery()
+	return g.state.close()
 }
 
 // Ready reports whether the gateway can take writes: the object store
 // answers and the ledger's last commit did not fail.
 func (g *Gateway) Ready(ctx context.Context) error {
+	if err := g.Recovering(); err != nil {
+		return err
+	}
 	if err := g.cfg.Ledger.Err(); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -273,6 +347,9 @@ func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, 
 		h.Idem = &idemPayload{Key: idem.Scope, Body: fingerprint}
 	}
 	pl.setHead(h)
+	if err := g.Recovering(); err != nil {
+		return nil, nil, err
+	}
 	b, err := encodePayload(pl)
 	if err != nil {
 		return nil, nil, err
@@ -288,19 +365,18 @@ func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, 
 		// was recorded, and the client may retry.
 		return nil, nil, fmt.Errorf("%w: ledger append: %w", ErrUnavailable, err)
 	}
-	next, err := apply(p, rec, func(string) map[string]string { return names })
+	// The view, its history, indexes and the idempotency record go in one
+	// transaction with the watermark.
+	next, err := g.state.record(rec, func(string) map[string]string { return names })
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := g.state.put(next); err != nil {
-		// The entry is durable; the view is rebuilt from it on restart.
+		// The entry is durable; the view catches up on restart.
 		g.log.Error("packet view not updated", "packet", packet, "seq", rec.Seq, "err", err)
-	}
-	if idem != nil {
-		if err := g.remember(idem.Scope, replayOf(rec, fingerprint)); err != nil {
-			// Also durable in the entry: restored on the next rebuild.
-			g.log.Error("idempotency record not stored", "packet", packet, "seq", rec.Seq, "err", err)
+		if next, err = apply(p, rec, func(string) map[string]string { return names }); err != nil {
+			return nil, nil, err
 		}
+	}
+	if err := g.withHistory(next); err != nil {
+		g.log.Error("packet history not read", "packet", packet, "err", err)
 	}
 	return next, rec, nil
 }
@@ -310,6 +386,9 @@ func (g *Gateway) record(ctx context.Context, who Principal, idem *Idempotency, 
 func (g *Gateway) packetFor(who Principal, id string) (*Packet, error) {
 	if !validPacketID(id) {
 		return nil, fmt.Errorf("%w: packet %q", ErrNotFound, id)
+	}
+	if err := g.Recovering(); err != nil {
+		return nil, err
 	}
 	p, err := g.state.get(id)
 	if err != nil {
@@ -327,6 +406,9 @@ func (g *Gateway) Get(ctx context.Context, who Principal, id string) (*Packet, e
 	if err != nil {
 		return nil, err
 	}
+	if err := g.withHistory(p); err != nil {
+		return nil, err
+	}
 	return p.withOverdue(g.cfg.Now()), nil
 }
 
@@ -341,43 +423,6 @@ func (g *Gateway) Applicant(ctx context.Context, who Principal, p *Packet) (*App
 		return nil, err
 	}
 	return &m.Applicant, nil
-}
-
-// List returns the packets an agency sent (box "outbox") or must handle
-// ("inbox"), optionally only those with the given status. An empty box
-// means the outbox for submitters and the inbox for reviewers.
-func (g *Gateway) List(ctx context.Context, who Principal, box, status string) ([]*Packet, error) {
-	if who.Role != RoleSubmitter && who.Role != RoleReviewer {
-		return nil, fmt.Errorf("%w: listing is for submitters and reviewers", ErrForbidden)
-	}
-	if box == "" {
-		box = map[string]string{RoleSubmitter: "outbox", RoleReviewer: "inbox"}[who.Role]
-	}
-	var key byte
-	switch box {
-	case "outbox":
-		key = 'o'
-	case "inbox":
-		key = 'd'
-	default:
-		return nil, fieldError(ErrMalformed, "box", "must be inbox or outbox, not %q", box)
-	}
-	if status != "" && !slices.Contains(allStatuses, status) {
-		return nil, fieldError(ErrMalformed, "status", "unknown status %q", status)
-	}
-	ps, err := g.state.list(key, who.Agency)
-	if err != nil {
-		return nil, err
-	}
-	now := g.cfg.Now()
-	out := ps[:0]
-	for _, p := range ps {
-		if status == "" || p.Status == status {
-			out = append(out, p.withOverdue(now))
-		}
-	}
-	slices.SortFunc(out, func(a, b *Packet) int { return a.Submitted.Compare(b.Submitted) })
-	return out, nil
 }
 
 var allStatuses = []string{StatusSubmitted, StatusReceived, StatusCorrectionRequested, StatusApproved, StatusRejected, StatusLicenseIssued, StatusDelivered}

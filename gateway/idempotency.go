@@ -3,7 +3,6 @@ package gateway
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
@@ -96,29 +95,6 @@ func (g *Gateway) Remembered(scope string) (*Replay, bool) {
 		return nil, false
 	}
 	return &r, true
-}
-
-// remember stores the outcome of an idempotent request. No fsync: the
-// state is a cache, and after a crash the rebuild restores the record from
-// the entry's "idem" field.
-func (g *Gateway) remember(scope string, r Replay) error {
-	ttl := time.Until(r.Time.Add(IdempotencyTTL))
-	if ttl <= 0 {
-		return nil
-	}
-	return g.state.putReplay(scope, r, ttl)
-}
-
-// rememberFromEntry restores an idempotency record from a ledger entry
-// during a rebuild.
-func (g *Gateway) rememberFromEntry(rec *ledger.Record) error {
-	var pl struct {
-		Idem *idemPayload `json:"idem"`
-	}
-	if json.Unmarshal(rec.Payload, &pl) != nil || pl.Idem == nil {
-		return nil
-	}
-	return g.remember(pl.Idem.Key, replayOf(rec, pl.Idem.Body))
 }
 
 // replayOf is what a retry of the request that made rec gets back.

@@ -75,7 +75,12 @@ type Packet struct {
 	LastReason    string        `json:"reason,omitempty"`
 	SubmittedSeq  int64         `json:"seq"`
 	LastSeq       int64         `json:"last_seq"`
-	History       []Event       `json:"history"`
+	// History holds the latest LatestEvents events, oldest first;
+	// HistoryCount counts them all, and HistoryCursor, if set, pages to
+	// the older ones.
+	History       []Event `json:"history"`
+	HistoryCount  int64   `json:"history_count"`
+	HistoryCursor string  `json:"history_cursor,omitempty"`
 }
 
 // closed reports whether the packet's clock no longer runs.
@@ -184,11 +189,13 @@ func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string
 	if p == nil && e.Type != EntrySubmitted {
 		return nil, fmt.Errorf("gateway: entry %d (%s) for unknown packet %q", e.Seq, e.Type, e.Packet)
 	}
-	ev := Event{Seq: e.Seq, Type: e.Type, Time: e.Time, Agency: e.Actor.Agency, Role: e.Actor.Role}
 	var c Packet
 	if p != nil {
 		c = *p
-		c.History = append([]Event(nil), p.History...)
+		c.HistoryCursor = ""
+		// The view keeps only the latest events (a bounded copy); all of
+		// them are kept apart, one key each (see state).
+		c.History = append([]Event(nil), p.History[max(0, len(p.History)-LatestEvents+1):]...)
 	}
 	switch e.Type {
 	case EntrySubmitted:
@@ -221,7 +228,7 @@ func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string
 		if err := json.Unmarshal(e.Payload, &pl); err != nil {
 			return nil, fmt.Errorf("gateway: entry %d: %w", e.Seq, err)
 		}
-		ev.Reason, c.LastReason = pl.Reason, pl.Reason
+		c.LastReason = pl.Reason
 		c.Status = map[string]string{EntryReturned: StatusCorrectionRequested, EntryApproved: StatusApproved, EntryRejected: StatusRejected}[e.Type]
 		if e.Type == EntryReturned {
 			t := e.Time
@@ -245,10 +252,27 @@ func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string
 	default:
 		return nil, fmt.Errorf("gateway: entry %d has unknown type %q", e.Seq, e.Type)
 	}
-	c.History = append(c.History, ev)
+	c.History = append(c.History, eventOf(rec))
+	c.HistoryCount++
 	c.Updated = e.Time
 	c.LastSeq = e.Seq
 	return &c, nil
+}
+
+// eventOf is the history event of an entry; its history is kept apart
+// from the view, one key per event, so an entry costs the same however
+// long the history already is.
+func eventOf(rec *ledger.Record) Event {
+	e := &rec.Entry
+	ev := Event{Seq: e.Seq, Type: e.Type, Time: e.Time, Agency: e.Actor.Agency, Role: e.Actor.Role}
+	switch e.Type {
+	case EntryReturned, EntryApproved, EntryRejected:
+		var pl reasonPayload
+		if json.Unmarshal(e.Payload, &pl) == nil {
+			ev.Reason = pl.Reason
+		}
+	}
+	return ev
 }
 
 // mergeMaterials folds the materials of an entry into a packet's, named

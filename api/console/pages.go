@@ -109,11 +109,12 @@ var statuses = []string{gateway.StatusSubmitted, gateway.StatusReceived, gateway
 func (c *Console) box(box string) func(*req) {
 	return func(q *req) {
 		status := q.r.URL.Query().Get("status")
-		ps, err := c.g.List(q.r.Context(), q.s.who, box, status)
+		page, err := c.g.List(q.r.Context(), q.s.who, gateway.ListQuery{Box: box, Status: status, Limit: gateway.MaxLimit})
 		if err != nil {
 			q.fail(c, err)
 			return
 		}
+		ps := page.Packets
 		if box == "inbox" {
 			slices.SortStableFunc(ps, func(a, b *gateway.Packet) int {
 				if ao, bo := isOpen(a), isOpen(b); ao != bo {

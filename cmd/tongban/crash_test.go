@@ -154,6 +154,21 @@ func startCrashGW(t *testing.T, data string, env []string) *crashGW {
 	case <-time.After(90 * time.Second):
 		t.Fatalf("tongban serve did not start:\n%s", p.stderr)
 	}
+	// It listens at once; the packet views may still be catching up with
+	// the ledger (503 "recovering" until then).
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tongban serve not ready: %v\n%s", err, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	b, err := os.ReadFile(filepath.Join(data, "demo-tokens.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -579,11 +594,25 @@ func (cs *crashState) check(gw *crashGW) crashTotals {
 	defer c.hc.CloseIdleConnections()
 	var tot crashTotals
 
-	var out struct{ Packets []*gateway.Packet }
-	c.mustJSON(t, "GET", "/v1/packets?box=outbox", crashOrigin, nil, &out)
+	// The whole outbox, page by page (the listing is paginated).
+	var all []*gateway.Packet
+	for cursor := ""; ; {
+		var out struct {
+			Packets    []*gateway.Packet
+			NextCursor string `json:"next_cursor"`
+		}
+		c.mustJSON(t, "GET", "/v1/packets?box=outbox&limit=500&cursor="+cursor, crashOrigin, nil, &out)
+		all = append(all, out.Packets...)
+		if cursor = out.NextCursor; cursor == "" {
+			break
+		}
+	}
 	views := map[string]*gateway.Packet{}
 	byDigest := map[string]string{}
-	for _, p := range out.Packets {
+	for _, p := range all {
+		if views[p.ID] != nil {
+			t.Errorf("round %d: packet %s listed twice", cs.round, p.ID)
+		}
 		views[p.ID] = p
 		for _, m := range p.Materials {
 			if m.Kind == "consent_form" { // random in every packet
@@ -674,7 +703,7 @@ func (cs *crashState) check(gw *crashGW) crashTotals {
 		}
 		from = page.Entries[len(page.Entries)-1].Seq + 1
 	}
-	for _, p := range out.Packets {
+	for _, p := range all {
 		if seq, ok := withEntry[p.ID]; !ok || seq != p.SubmittedSeq {
 			t.Errorf("round %d: packet %s (seq %d) has no packet.submitted entry in the ledger", cs.round, p.ID, p.SubmittedSeq)
 		}
@@ -692,8 +721,8 @@ func (cs *crashState) check(gw *crashGW) crashTotals {
 			}
 		}
 	}
-	if len(withEntry) != len(out.Packets) {
-		t.Errorf("round %d: %d packet.submitted entries, %d packets in the outbox", cs.round, len(withEntry), len(out.Packets))
+	if len(withEntry) != len(all) {
+		t.Errorf("round %d: %d packet.submitted entries, %d packets in the outbox", cs.round, len(withEntry), len(all))
 	}
 
 	// Every object the ledger names exists with its digest.

@@ -25,8 +25,10 @@ func commands() map[string]command {
 		"submit":  {"submit --server URL [--manifest FILE | --item ...] KIND=FILE...    upload a packet", runSubmit},
 		"fetch":   {"fetch ID -o FILE [--material KIND] [--verify --log-key KEY]    download a bundle or a material", runFetch},
 		"keygen":  {"keygen [--origin O] [--out FILE]    make a checkpoint signing key", runKeygen},
+		"rebuild": {"rebuild --data DIR    drop a stopped gateway's packet views and rebuild them from the ledger", runRebuild},
 		"gc":      {"gc --data DIR [--grace 24h] [--dry-run]    delete stored objects no ledger entry names", runGC},
 		"health":  {"health [--server URL]    exit 0 when the gateway is ready (for container health checks)", runHealth},
+		"devgen":  {"", runDevgen}, // hidden: generated packets, for measurements
 		"token":   {"token new --agency ID --role ROLE    mint a bearer token and its credential line", runToken},
 
 		"witness": {"witness serve --addr A --data DIR --log VKEY... | witness key --data DIR    cosign a log's checkpoints (C2SP tlog-witness)", runWitness},
@@ -62,8 +64,10 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "usage: tongban COMMAND [flags] [args]")
 	fmt.Fprintln(w)
 	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+	for n, c := range cmds {
+		if c.usage != "" {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	for _, n := range names {

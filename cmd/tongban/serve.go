@@ -127,7 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	g, l, closeAll, err := openGateway(ctx, *data, cfg, log)
+	g, l, closeAll, err := openGateway(ctx, *data, cfg, log, true)
 	if err != nil {
 		return err
 	}
@@ -257,9 +257,10 @@ func loadConfig(path string) (fileConfig, bool, error) {
 	return cfg, false, nil
 }
 
-// openGateway opens the object store, the ledger and the gateway over data.
+// openGateway opens the object store, the ledger and the gateway over data;
+// with background, the views catch up with the ledger after it returns.
 // closeAll closes them in the right order: gateway, then ledger.
-func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
+func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger, background bool) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
 	store, err := openStore(ctx, data, cfg.Storage)
 	if err != nil {
 		return nil, nil, nil, err
@@ -276,7 +277,7 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	g, err = gateway.New(ctx, gateway.Config{
 		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
 		StateDir: filepath.Join(data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
-		Calendar: cfg.calendar,
+		Calendar: cfg.calendar, RecoverInBackground: background,
 	})
 	if err != nil {
 		l.Close()
@@ -313,7 +314,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(filepath.Join(ledgerDir(*data), "db")); err != nil {
 		return fmt.Errorf("no ledger in %s: %w", *data, err)
 	}
-	g, _, closeAll, err := openGateway(ctx, *data, cfg, log)
+	g, _, closeAll, err := openGateway(ctx, *data, cfg, log, false)
 	if errors.Is(err, ledger.ErrLocked) {
 		return fmt.Errorf("%w: stop the gateway first (it collects garbage by itself every --gc-interval)", err)
 	}

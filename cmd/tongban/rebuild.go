@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"tongban/gateway"
+	"tongban/ledger"
+)
+
+// runRebuild drops a stopped gateway's packet views and rebuilds them from
+// the whole ledger. The gateway does this by itself for the entries it had
+// not applied; this is for views that are suspect or of an old layout.
+func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+	data := fset.String("data", "data", "the gateway's data directory")
+	config := fset.String("config", "", "the gateway's config file, for its storage settings")
+	check := fset.Bool("check", false, "first bring the views up to the ledger, then compare them with the rebuilt ones, key by key")
+	if pos, err := parseArgs(fset, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError("rebuild takes no arguments")
+	}
+	log := newLogger(stderr, "auto")
+	cfg, _, err := loadConfig(*config)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(ledgerDir(*data), "db")); err != nil {
+		return fmt.Errorf("no ledger in %s: %w", *data, err)
+	}
+	// The ledger's lock says whether the gateway is stopped; only then
+	// may its views go.
+	l, err := ledger.Open(ledger.Options{Dir: ledgerDir(*data), Origin: cfg.Origin, Logger: log})
+	if errors.Is(err, ledger.ErrLocked) {
+		return fmt.Errorf("%w: stop the gateway first", err)
+	}
+	if err != nil {
+		return err
+	}
+	size := l.Size()
+	if err := l.Close(); err != nil {
+		return err
+	}
+	state := filepath.Join(*data, "state")
+	old := state + ".before-rebuild"
+	if err := os.RemoveAll(old); err != nil {
+		return err
+	}
+	if *check {
+		// The views as a restart leaves them, kept aside to compare.
+		_, _, closeAll, err := openGateway(ctx, *data, cfg, log, false)
+		if err != nil {
+			return err
+		}
+		closeAll()
+		if err := os.Rename(state, old); err != nil {
+			return err
+		}
+		defer os.RemoveAll(old)
+	}
+	if err := os.RemoveAll(state); err != nil {
+		return err
+	}
+	start := time.Now()
+	_, _, closeAll, err := openGateway(ctx, *data, cfg, log, false) // views from nothing: the whole ledger, streamed
+	if err != nil {
+		return err
+	}
+	closeAll()
+	fmt.Fprintf(stdout, "rebuilt the packet views from %d ledger entries in %s\n", size, time.Since(start).Round(time.Millisecond))
+	if *check {
+		if err := gateway.CompareViews(old, state); err != nil {
+			return fmt.Errorf("the views before the rebuild were wrong (now rebuilt): %w", err)
+		}
+		fmt.Fprintln(stdout, "the views before the rebuild matched the rebuilt ones")
+	}
+	return nil
+}
