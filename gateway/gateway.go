@@ -71,13 +71,14 @@ type Gateway struct {
 	log      *slog.Logger
 
 	inflightMu      sync.Mutex
-	inflight        map[string]int           // objects stored by requests not yet recorded (see claim)
-	claimedDuringGC map[string]bool          // objects claimed since the running collection began; nil between collections
-	gcDeleting      map[string]chan struct{} // objects the collector is deleting; closed when done (see claim)
-	gcMu            sync.Mutex               // one collection at a time
+	inflight        map[string]int  // objects stored by requests not yet recorded (see claim)
+	claimedDuringGC map[string]bool // objects claimed since the running collection began; nil between collections
+	gcMu            sync.Mutex      // one collection at a time
 
 	appends     atomic.Int64 // ledger appends made, and their total latency
 	appendNanos atomic.Int64
+
+	gcDeleting map[string]chan struct{} // objects the collector is deleting, under inflightMu; closed when done (see claim)
 }
 
 // New opens the packet views in cfg.StateDir, rebuilding them from the
