@@ -150,7 +150,7 @@ type gcItem struct {
 }
 
 // gcPage bounds how many notes a run holds in memory at once.
-const gcPage = 512
+const gcPage = 4096
 
 // listAll lists the whole store, counting every object, and notes each
 // unreferenced one for drainYoung, which deletes those past the grace.
@@ -364,7 +364,7 @@ func (r *gcRun) examine(ctx context.Context, page []gcItem, count bool) error {
 
 // gcDeleters is how many deletes run at once: each may wait for a sync
 // (files) or a round trip (S3), so they overlap well.
-const gcDeleters = 8
+const gcDeleters = 16
 
 // deleteAll deletes the unclaimed ones of cands and returns those deleted.
 func (r *gcRun) deleteAll(ctx context.Context, cands []gcItem) ([]gcItem, error) {
