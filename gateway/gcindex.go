@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -252,7 +253,8 @@ func (r *gcRun) drain(ctx context.Context, prefix, limit []byte, count bool) err
 // gone are forgotten, young ones wait in Gy, the rest are deleted unless
 // a request claims them or an entry appended meanwhile names them.
 func (r *gcRun) examine(ctx context.Context, page []gcItem, count bool) error {
-	var drop, add [][]byte
+	var drop []gcItem
+	var add [][]byte
 	var cands []gcItem
 	txn := r.ix.db.NewTransaction(false)
 	defer txn.Discard()
@@ -261,7 +263,7 @@ func (r *gcRun) examine(ctx context.Context, page []gcItem, count bool) error {
 			return err
 		}
 		if r.seen[it.digest] {
-			drop = append(drop, it.key)
+			drop = append(drop, it)
 			continue
 		}
 		r.seen[it.digest] = true
@@ -283,12 +285,12 @@ func (r *gcRun) examine(ctx context.Context, page []gcItem, count bool) error {
 				r.rep.Objects++
 				r.rep.Referenced++
 			}
-			drop = append(drop, it.key)
+			drop = append(drop, it)
 			continue
 		}
 		info, err := r.g.cfg.Store.Stat(ctx, it.digest)
 		if errors.Is(err, storage.ErrNotFound) {
-			drop = append(drop, it.key) // never published, or already deleted
+			drop = append(drop, it) // never published, or already deleted
 			continue
 		}
 		if err != nil {
@@ -302,7 +304,7 @@ func (r *gcRun) examine(ctx context.Context, page []gcItem, count bool) error {
 				r.rep.Young++
 			}
 			if k := gcYoungKey(info.Modified, it.digest); !bytes.Equal(k, it.key) {
-				drop, add = append(drop, it.key), append(add, k)
+				drop, add = append(drop, it), append(add, k)
 			}
 			continue
 		}
@@ -325,7 +327,7 @@ func (r *gcRun) examine(ctx context.Context, page []gcItem, count bool) error {
 		}
 		if ref {
 			r.rep.Referenced++
-			drop = append(drop, c.key)
+			drop = append(drop, c)
 			continue
 		}
 		if r.dryRun {
@@ -342,15 +344,20 @@ func (r *gcRun) examine(ctx context.Context, page []gcItem, count bool) error {
 	for _, c := range deleted {
 		r.rep.Deleted++
 		r.rep.Bytes += c.info.Size
-		drop = append(drop, c.key)
+		drop = append(drop, c)
 	}
 	if r.dryRun {
 		return nil
 	}
 	wb := r.ix.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, k := range drop {
-		if err := wb.Delete(k); err != nil {
+	// A note rewritten by a claim since we read it stays: its request may
+	// yet fail and leave the object unnamed.
+	r.g.inflightMu.Lock()
+	drop = slices.DeleteFunc(drop, func(it gcItem) bool { return r.g.claimedDuringGC[it.digest] })
+	r.g.inflightMu.Unlock()
+	for _, it := range drop {
+		if err := wb.Delete(it.key); err != nil {
 			return err
 		}
 	}

@@ -288,3 +288,46 @@ func BenchmarkGCHourly(b *testing.B) {
 	b.ReportMetric(float64(grew)/(1<<20), "RSS-growth-MiB")
 	b.ReportMetric(float64(l.Size()), "entries")
 }
+
+// statAfterHook runs a function after each Stat.
+type statAfterHook struct {
+	storage.Store
+	after func(string)
+}
+
+func (h statAfterHook) Stat(ctx context.Context, d string) (storage.Info, error) {
+	info, err := h.Store.Stat(ctx, d)
+	h.after(d)
+	return info, err
+}
+
+// TestGCKeepsNoteRewrittenDuringCollection: the collector finds no object
+// for a note (its request failed before publishing), and meanwhile another
+// request claims and stores the same bytes, then fails too. The note must
+// survive, so that a later collection takes the object.
+func TestGCKeepsNoteRewrittenDuringCollection(t *testing.T) {
+	g, st, _ := testGateway(t)
+	collect(t, g, time.Hour, false)
+	const body = "stored by a request that failed, twice"
+	c, release := g.claimObjects()
+	d := put(t, st, body)
+	if err := g.claim(c, d); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := st.Delete(context.Background(), d); err != nil { // as if never published
+		t.Fatal(err)
+	}
+	g.cfg.Store = statAfterHook{Store: st, after: func(string) {
+		_, release := store(t, g, body)
+		release()
+	}}
+	g.cfg.Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+	if rep := collect(t, g, time.Hour, false); rep.Deleted != 0 {
+		t.Fatalf("collected an object claimed during the collection: %+v", rep)
+	}
+	g.cfg.Store = st
+	if rep := collect(t, g, time.Hour, false); rep.Deleted != 1 {
+		t.Fatalf("the object of the rewritten note was not collected: %+v", rep)
+	}
+}
