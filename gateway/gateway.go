@@ -86,6 +86,8 @@ type Gateway struct {
 	recoverErr   atomic.Pointer[error]
 	stopRecovery context.CancelFunc // nil unless recovering in the background
 	recoveryDone chan struct{}
+
+	gcDeleting map[string]chan struct{} // objects the collector is deleting, under inflightMu; closed when done (see claim)
 }
 
 // New opens the packet views in cfg.StateDir and brings them up to the

@@ -47,12 +47,27 @@ func (g *Gateway) claimObjects() (*claims, func()) {
 // after sees the claim. No check of the store is needed afterwards.
 func (g *Gateway) claim(c *claims, digest string) error {
 	g.inflightMu.Lock()
+	for {
+		// A delete under way finishes first; the store then publishes anew.
+		done, ok := g.gcDeleting[digest]
+		if !ok {
+			break
+		}
+		g.inflightMu.Unlock()
+		<-done
+		g.inflightMu.Lock()
+	}
 	g.inflight[digest]++
 	if g.claimedDuringGC != nil {
 		g.claimedDuringGC[digest] = true
 	}
 	g.inflightMu.Unlock()
 	c.digests = append(c.digests, digest)
+	// Noted before the store publishes the object, so the next collection
+	// looks at it whatever becomes of the request.
+	if err := (gcIndex{db: g.state.db}).noteNew(digest); err != nil {
+		return fmt.Errorf("gateway: note new object: %w", err)
+	}
 	return nil
 }
 
@@ -66,9 +81,9 @@ type objectRef struct {
 	packet, kind string
 }
 
-// references adds to refs every object named by the ledger's entries from
-// seq from on, and returns the ledger size it read up to.
-func (g *Gateway) references(ctx context.Context, from int64, refs map[string]objectRef) (int64, error) {
+// named calls fn for every object named by the ledger's entries from seq
+// from on, and returns the ledger size it read up to.
+func (g *Gateway) named(ctx context.Context, from int64, fn func(digest string, ref objectRef) error) (int64, error) {
 	next := from
 	err := g.cfg.Ledger.Scan(ctx, from, func(rec *ledger.Record) error {
 		next = rec.Seq + 1
@@ -80,39 +95,74 @@ func (g *Gateway) references(ctx context.Context, from int64, refs map[string]ob
 		if json.Unmarshal(rec.Payload, &pl) != nil {
 			return nil
 		}
-		add := func(d, kind string) {
-			if _, ok := refs[d]; !ok && storage.ValidSHA256(d) {
-				refs[d] = objectRef{packet: rec.Packet, kind: kind}
+		add := func(d, kind string) error {
+			if !storage.ValidSHA256(d) {
+				return nil
 			}
+			return fn(d, objectRef{packet: rec.Packet, kind: kind})
 		}
 		switch rec.Type {
 		case EntrySubmitted, EntrySupplemented:
-			add(pl.Manifest, "manifest")
+			if err := add(pl.Manifest, "manifest"); err != nil {
+				return err
+			}
 			for _, m := range pl.Materials {
-				add(m.SHA256, m.Kind)
+				if err := add(m.SHA256, m.Kind); err != nil {
+					return err
+				}
 			}
 		case EntryLicense:
-			add(pl.SHA256, "license")
+			return add(pl.SHA256, "license")
 		}
 		return nil
 	})
 	return next, err
 }
 
-// GCReport says what a collection found and did.
+// references adds to refs every object named by the ledger's entries from
+// seq from on, and returns the ledger size it read up to.
+func (g *Gateway) references(ctx context.Context, from int64, refs map[string]objectRef) (int64, error) {
+	return g.named(ctx, from, func(d string, ref objectRef) error {
+		if _, ok := refs[d]; !ok {
+			refs[d] = ref
+		}
+		return nil
+	})
+}
+
+// GCReport says what a collection found and did. A full collection counts
+// every object in the store; an incremental one only those it looked at:
+// the objects stored since the last collection and those that were too
+// young then.
 type GCReport struct {
-	Objects    int   `json:"objects"`    // in the store
+	Objects    int   `json:"objects"`    // looked at
 	Referenced int   `json:"referenced"` // named by the ledger
 	Young      int   `json:"young"`      // unreferenced but within the grace period
 	Deleted    int   `json:"deleted"`
 	Bytes      int64 `json:"deleted_bytes"`
 	DryRun     bool  `json:"dry_run"`
+	Full       bool  `json:"full"` // the whole store was listed
 }
 
 // CollectGarbage deletes objects no ledger entry names that are older than
 // grace (with dryRun, only counts them). Temporary files and incomplete
 // uploads the store left behind are swept too.
+//
+// It costs what was stored and recorded since the last collection (see
+// gcindex.go): only the first collection, or one after the index was lost,
+// lists the whole store.
 func (g *Gateway) CollectGarbage(ctx context.Context, grace time.Duration, dryRun bool) (*GCReport, error) {
+	return g.collect(ctx, grace, dryRun, false)
+}
+
+// CollectAllGarbage is CollectGarbage that lists the whole store, for the
+// objects the index cannot know of: stored behind the gateway's back, or
+// whose note was lost with the state database in a power cut.
+func (g *Gateway) CollectAllGarbage(ctx context.Context, grace time.Duration, dryRun bool) (*GCReport, error) {
+	return g.collect(ctx, grace, dryRun, true)
+}
+
+func (g *Gateway) collect(ctx context.Context, grace time.Duration, dryRun, full bool) (*GCReport, error) {
 	g.gcMu.Lock()
 	defer g.gcMu.Unlock()
 	// Every object claimed while this collection runs is kept, even if its
@@ -129,78 +179,76 @@ func (g *Gateway) CollectGarbage(ctx context.Context, grace time.Duration, dryRu
 		g.claimedDuringGC = nil
 		g.inflightMu.Unlock()
 	}()
-	refs := map[string]objectRef{}
-	size, err := g.references(ctx, 0, refs)
-	if err != nil {
+	ix := gcIndex{db: g.state.db}
+	if _, err := g.indexReferences(ctx, ix); err != nil {
 		return nil, fmt.Errorf("gateway: gc: read ledger: %w", err)
 	}
-	rep := &GCReport{DryRun: dryRun}
-	var candidates []storage.Info
-	cutoff := g.cfg.Now().Add(-grace)
-	err = g.cfg.Store.List(ctx, func(info storage.Info) error {
-		rep.Objects++
-		switch {
-		case hasRef(refs, info.SHA256):
-			rep.Referenced++
-		case info.Modified.After(cutoff):
-			rep.Young++
-		default:
-			candidates = append(candidates, info)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gateway: gc: list objects: %w", storageErr(err))
-	}
-	// Entries appended while we listed may name candidates.
-	if _, err := g.references(ctx, size, refs); err != nil {
-		return nil, fmt.Errorf("gateway: gc: read ledger: %w", err)
-	}
-	for _, info := range candidates {
-		if hasRef(refs, info.SHA256) {
-			rep.Referenced++
-			continue
-		}
-		if dryRun {
-			rep.Deleted++
-			rep.Bytes += info.Size
-			continue
-		}
-		deleted, err := g.deleteUnclaimed(ctx, info.SHA256)
+	if !full {
+		done, err := ix.fullDone()
 		if err != nil {
-			return rep, fmt.Errorf("gateway: gc: delete %s: %w", info.SHA256, err)
+			return nil, fmt.Errorf("gateway: gc: %w", err)
 		}
-		if deleted {
-			rep.Deleted++
-			rep.Bytes += info.Size
-		}
+		full = !done
+	}
+	rep := &GCReport{DryRun: dryRun, Full: full}
+	cutoff := g.cfg.Now().Add(-grace)
+	run := &gcRun{g: g, ix: ix, rep: rep, cutoff: cutoff, dryRun: dryRun, seen: map[string]bool{}}
+	var err error
+	if full {
+		err = run.listAll(ctx)
+	} else {
+		err = run.drainNew(ctx)
+	}
+	if err == nil {
+		err = run.drainYoung(ctx)
+	}
+	if err == nil && full {
+		err = ix.setFullDone()
+	}
+	if err != nil {
+		return rep, fmt.Errorf("gateway: gc: %w", err)
 	}
 	if sw, ok := g.cfg.Store.(storage.Sweeper); ok && !dryRun {
 		if err := sw.Sweep(ctx, grace); err != nil {
 			return rep, fmt.Errorf("gateway: gc: sweep: %w", err)
 		}
 	}
-	g.log.Info("garbage collected", "objects", rep.Objects, "referenced", rep.Referenced, "young", rep.Young, "deleted", rep.Deleted, "bytes", rep.Bytes, "dry_run", dryRun)
+	g.log.Info("garbage collected", "objects", rep.Objects, "referenced", rep.Referenced, "young", rep.Young, "deleted", rep.Deleted, "bytes", rep.Bytes, "dry_run", dryRun, "full", full)
 	return rep, nil
 }
 
-func hasRef(refs map[string]objectRef, d string) bool {
-	_, ok := refs[d]
-	return ok
-}
-
-// deleteUnclaimed deletes an object unless a request has claimed it.
+// deleteUnclaimed deletes an object unless a request has claimed it. A
+// claim of the object waits for the delete to end, so deletes of different
+// objects can run at once without one being taken from under a claim.
 func (g *Gateway) deleteUnclaimed(ctx context.Context, digest string) (bool, error) {
 	g.inflightMu.Lock()
-	defer g.inflightMu.Unlock()
-	if g.inflight[digest] > 0 || g.claimedDuringGC[digest] {
+	if g.claimed(digest) || g.gcDeleting[digest] != nil {
+		g.inflightMu.Unlock()
 		return false, nil
 	}
+	if g.gcDeleting == nil {
+		g.gcDeleting = make(map[string]chan struct{})
+	}
+	done := make(chan struct{})
+	g.gcDeleting[digest] = done
+	g.inflightMu.Unlock()
+	defer func() {
+		g.inflightMu.Lock()
+		delete(g.gcDeleting, digest)
+		close(done)
+		g.inflightMu.Unlock()
+	}()
 	err := g.cfg.Store.Delete(ctx, digest)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// claimed reports whether the collector must keep digest for a request.
+// g.inflightMu is held.
+func (g *Gateway) claimed(digest string) bool {
+	return g.inflight[digest] > 0 || g.claimedDuringGC[digest]
 }
 
 // RunGC collects garbage every interval until ctx ends.

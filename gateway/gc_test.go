@@ -14,7 +14,7 @@ import (
 	fsstore "tongban/storage/fs"
 )
 
-func testGateway(t *testing.T) (*Gateway, storage.Store, *ledger.Ledger) {
+func testGateway(t testing.TB) (*Gateway, storage.Store, *ledger.Ledger) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := fsstore.Open(filepath.Join(dir, "objects"))

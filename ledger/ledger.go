@@ -53,6 +53,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for entry times (default time.Now).
 	Now func() time.Time
+	// SignInterval is the least time between two checkpoint signatures
+	// (default 1 s): a request for a checkpoint while the last one is
+	// younger waits for the next signature, which then serves every
+	// request that waited.
+	SignInterval time.Duration
+	// KeepCheckpointEvery says which signed checkpoints are kept: the
+	// first signed in each such period (by Now), and the newest (default 1 h).
+	KeepCheckpointEvery time.Duration
 	// BadgerOptions, if set, adjusts the Badger options before opening.
 	BadgerOptions func(badger.Options) badger.Options
 }
@@ -79,12 +87,15 @@ type Ledger struct {
 	frontier map[int64]Hash // stored hashes of the complete subtrees on the right edge
 	tail     []byte         // the last, partial chunk of stored hashes
 
-	mu       sync.RWMutex // guards head
-	head     Checkpoint   // size and root of everything committed
-	signMu   sync.Mutex   // serialises signing; guards signed, signedCP and signedAt
-	signed   Checkpoint   // latest signed checkpoint
-	signedCP []byte
-	signedAt time.Time // when this process signed it, or opened the ledger
+	mu        sync.RWMutex // guards head
+	head      Checkpoint   // size and root of everything committed
+	signMu    sync.Mutex   // serialises signing; guards the fields below
+	signed    Checkpoint   // latest signed checkpoint
+	signedCP  []byte
+	signedAt  time.Time // when this process signed it, or opened the ledger
+	lastSign  time.Time // when this process last signed (monotonic), for SignInterval
+	keptSlot  int64     // the KeepCheckpointEvery period of the last checkpoint kept for good
+	transient bool      // the newest stored checkpoint goes when the next is signed
 
 	failed  atomic.Pointer[error] // the last commit's failure; nil after a success
 	commits atomic.Int64          // successful commits, for the benchmarks' batch sizes
@@ -107,6 +118,12 @@ func Open(opts Options) (*Ledger, error) {
 	}
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 10 * time.Minute
+	}
+	if opts.SignInterval <= 0 {
+		opts.SignInterval = time.Second
+	}
+	if opts.KeepCheckpointEvery <= 0 {
+		opts.KeepCheckpointEvery = time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -241,6 +258,7 @@ func (l *Ledger) load() error {
 			l.signed, l.signedCP = cp, signed
 		}
 		l.signedAt = l.opts.Now()
+		l.keptSlot = -1 // the checkpoint loaded stays: it was the newest
 		return nil
 	})
 }
@@ -256,7 +274,7 @@ func (l *Ledger) Close() error {
 			l.stopGC()
 			<-l.gcDone
 			<-l.warmed
-			if _, cerr := l.Checkpoint(); cerr != nil {
+			if _, cerr := l.checkpoint(true); cerr != nil {
 				err = cerr
 			}
 		}
@@ -356,28 +374,58 @@ func (l *Ledger) Origin() string { return l.opts.Origin }
 
 // Checkpoint returns a signed checkpoint that covers every entry
 // acknowledged before the call. It signs lazily: only when the tree has
-// grown since the last signature.
-func (l *Ledger) Checkpoint() ([]byte, error) {
+// grown since the last signature, and at most once per SignInterval; a
+// call that needs a newer checkpoint meanwhile waits for the next one.
+func (l *Ledger) Checkpoint() ([]byte, error) { return l.checkpoint(false) }
+
+func (l *Ledger) checkpoint(now bool) ([]byte, error) {
 	head := l.Head()
-	l.signMu.Lock()
-	defer l.signMu.Unlock()
-	if l.signedCP != nil && l.signed.Size >= head.Size {
-		return l.signedCP, nil
+	for {
+		l.signMu.Lock()
+		if l.signedCP != nil && l.signed.Size >= head.Size {
+			defer l.signMu.Unlock()
+			return l.signedCP, nil
+		}
+		if l.opts.ReadOnly {
+			l.signMu.Unlock()
+			return nil, ErrReadOnly
+		}
+		wait := time.Until(l.lastSign.Add(l.opts.SignInterval))
+		if now || wait <= 0 || l.lastSign.IsZero() {
+			defer l.signMu.Unlock()
+			return l.sign()
+		}
+		l.signMu.Unlock()
+		time.Sleep(wait)
 	}
-	if l.opts.ReadOnly {
-		return nil, ErrReadOnly
-	}
+}
+
+// sign signs the head, which covers whatever the caller waited for, and
+// stores the signature. The newest checkpoint before it is deleted unless
+// it was the first signed in its KeepCheckpointEvery period, so the
+// checkpoints kept grow with time, not with traffic. l.signMu is held.
+func (l *Ledger) sign() ([]byte, error) {
+	head := l.Head()
 	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(head))}, l.signer)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
 	}
+	at := l.opts.Now()
+	slot := at.UnixNano() / int64(l.opts.KeepCheckpointEvery)
 	err = l.db.Update(func(txn *badger.Txn) error {
+		if l.signedCP != nil && l.transient && l.signed.Size != head.Size {
+			if err := txn.Delete(checkpointKey(l.signed.Size)); err != nil {
+				return err
+			}
+		}
 		return txn.Set(checkpointKey(head.Size), signed)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger: store checkpoint: %w", err)
 	}
-	l.signed, l.signedCP, l.signedAt = head, signed, l.opts.Now()
+	l.signed, l.signedCP, l.signedAt, l.lastSign = head, signed, at, time.Now()
+	l.transient = slot == l.keptSlot
+	l.keptSlot = slot
 	return signed, nil
 }
 

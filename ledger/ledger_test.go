@@ -20,7 +20,7 @@ import (
 
 func openTest(t testing.TB, dir string) *Ledger {
 	t.Helper()
-	l, err := Open(Options{Dir: dir})
+	l, err := Open(Options{Dir: dir, SignInterval: time.Millisecond}) // tests sign often
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/dgraph-io/badger/v4"
@@ -28,19 +30,37 @@ func (e *VerifyError) Error() string {
 type Report struct {
 	Size        int64
 	Root        Hash
-	Checkpoints int // signed checkpoints checked
+	Checkpoints int   // signed checkpoints checked
+	From        int64 // entries taken on trust from a checkpoint (VerifyFrom)
 }
 
 // Verify re-reads the whole ledger from disk and checks that every entry is
 // at its seq, links to its predecessor, hashes to the stored leaf, that
 // every stored tree hash and the root are what the entries imply, and that
 // every stored checkpoint is validly signed and matches the tree of its
-// size. It returns a *VerifyError naming the first bad seq. progress, if
-// not nil, is called now and then with the entries checked so far.
+// size (so each is consistent with the next, which is checked too). It
+// returns a *VerifyError naming the first bad seq. progress, if not nil,
+// is called now and then with the entries checked so far.
 //
 // Reading, leaf hashing and tree building run as a pipeline, so the check
 // runs at about the speed Badger iterates.
 func (l *Ledger) Verify(ctx context.Context, progress func(done, total int64)) (Report, error) {
+	return l.verify(ctx, nil, progress)
+}
+
+// VerifyFrom is Verify resumed from a trusted checkpoint of this log (one
+// an earlier verification or a witness vouched for): it checks that the
+// stored tree is consistent with it and that the entry before it is the
+// one it commits to, then checks only the entries after it as Verify does.
+// Stored checkpoints up to it are checked for consistency with it.
+func (l *Ledger) VerifyFrom(ctx context.Context, trusted Checkpoint, progress func(done, total int64)) (Report, error) {
+	if trusted.Origin != l.opts.Origin {
+		return Report{}, fmt.Errorf("ledger: trusted checkpoint is of log %q, not %q", trusted.Origin, l.opts.Origin)
+	}
+	return l.verify(ctx, &trusted, progress)
+}
+
+func (l *Ledger) verify(ctx context.Context, from *Checkpoint, progress func(done, total int64)) (Report, error) {
 	var rep Report
 	err := l.db.View(func(txn *badger.Txn) error {
 		size, err := getInt(txn, keySize)
@@ -54,15 +74,33 @@ func (l *Ledger) Verify(ctx context.Context, progress func(done, total int64)) (
 		}
 		rep.Checkpoints = len(cps)
 
+		v := treeBuilder{chunks: &chunkCursor{txn: txn}}
+		if from != nil {
+			if err := startFrom(txn, &v, *from, size); err != nil {
+				return err
+			}
+			rep.From = from.Size
+			for at, cp := range cps {
+				if at >= from.Size {
+					continue
+				}
+				if err := consistent(txn, cp, *from); err != nil {
+					return &VerifyError{Seq: max(at-1, 0), Reason: fmt.Sprintf("signed checkpoint of size %d is not consistent with the trusted one: %v", at, err)}
+				}
+			}
+		}
+		if cp, ok := cps[v.n]; ok && v.root() != cp.Root {
+			return &VerifyError{Seq: max(v.n-1, 0), Reason: fmt.Sprintf("signed checkpoint of size %d does not match the tree", v.n)}
+		}
+
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		raw := make(chan []verifyItem, 4)
 		hashed := make(chan []verifyItem, 4)
 		readErr := make(chan error, 1)
-		go func() { readErr <- readEntries(ctx, txn, raw) }()
+		go func() { readErr <- readEntries(ctx, txn, v.n, raw) }()
 		go hashLeaves(raw, hashed)
 
-		v := treeBuilder{chunks: &chunkCursor{txn: txn}}
 		var verr error
 		for batch := range hashed {
 			if verr != nil {
@@ -97,9 +135,73 @@ func (l *Ledger) Verify(ctx context.Context, progress func(done, total int64)) (
 		if err != nil || stored != rep.Root {
 			return &VerifyError{Seq: size - 1, Reason: "stored root does not match the entries"}
 		}
-		return nil
+		return chainConsistent(txn, cps)
 	})
 	return rep, err
+}
+
+// startFrom sets v up at the trusted checkpoint: its root must be the
+// stored tree's at its size, and the entry before it the leaf it commits
+// to, so what v builds on is what the checkpoint vouches for.
+func startFrom(txn *badger.Txn, v *treeBuilder, cp Checkpoint, size int64) error {
+	if cp.Size > size {
+		return &VerifyError{Seq: size, Reason: fmt.Sprintf("trusted checkpoint of size %d is beyond the end of the log (%d entries): entries were removed", cp.Size, size)}
+	}
+	if cp.Size == 0 {
+		return nil
+	}
+	hr := &hashReader{txn: txn}
+	bad := func(reason string) error {
+		return &VerifyError{Seq: cp.Size - 1, Reason: "tree does not match the trusted checkpoint: " + reason}
+	}
+	idx := frontierIndexes(cp.Size)
+	hashes, err := hr.ReadHashes(idx)
+	if err != nil {
+		return bad(err.Error())
+	}
+	v.n, v.stack = cp.Size, hashes
+	if v.root() != cp.Root {
+		return bad("stored root differs")
+	}
+	raw, err := getValue(txn, entryKey(cp.Size-1))
+	if err != nil {
+		return bad(fmt.Sprintf("entry %d: %v", cp.Size-1, err))
+	}
+	v.lastLeaf = LeafHash(raw)
+	proof, err := tlog.ProveRecord(cp.Size, cp.Size-1, hr)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if err := tlog.CheckRecord(proof, cp.Size, cp.Root, cp.Size-1, v.lastLeaf); err != nil {
+		return bad(fmt.Sprintf("entry %d is not the one it commits to", cp.Size-1))
+	}
+	return nil
+}
+
+// consistent checks, from stored hashes, that older is a prefix of newer.
+func consistent(txn *badger.Txn, older, newer Checkpoint) error {
+	if older.Size == 0 || older.Size == newer.Size {
+		if older.Size == newer.Size && older.Root != newer.Root {
+			return errors.New("same size, different roots")
+		}
+		return nil
+	}
+	proof, err := tlog.ProveTree(newer.Size, older.Size, &hashReader{txn: txn})
+	if err != nil {
+		return err
+	}
+	return tlog.CheckTree(proof, newer.Size, newer.Root, older.Size, older.Root)
+}
+
+// chainConsistent checks each stored checkpoint against the next larger one.
+func chainConsistent(txn *badger.Txn, cps map[int64]Checkpoint) error {
+	sizes := slices.Sorted(maps.Keys(cps))
+	for i := 1; i < len(sizes); i++ {
+		if err := consistent(txn, cps[sizes[i-1]], cps[sizes[i]]); err != nil {
+			return &VerifyError{Seq: sizes[i] - 1, Reason: fmt.Sprintf("signed checkpoints of sizes %d and %d are not consistent: %v", sizes[i-1], sizes[i], err)}
+		}
+	}
+	return nil
 }
 
 // storedCheckpoints checks every stored checkpoint's signature and returns
@@ -142,7 +244,7 @@ type verifyItem struct {
 
 const verifyBatch = 1024
 
-func readEntries(ctx context.Context, txn *badger.Txn, out chan<- []verifyItem) error {
+func readEntries(ctx context.Context, txn *badger.Txn, from int64, out chan<- []verifyItem) error {
 	defer close(out)
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte{'e'}
@@ -152,7 +254,7 @@ func readEntries(ctx context.Context, txn *badger.Txn, out chan<- []verifyItem) 
 	// Values are copied into one slab per batch: one allocation, not 1024.
 	batch := make([]verifyItem, 0, verifyBatch)
 	slab := make([]byte, 0, verifyBatch*512)
-	for it.Rewind(); it.Valid(); it.Next() {
+	for it.Seek(entryKey(from)); it.Valid(); it.Next() {
 		item := it.Item()
 		k := item.Key()
 		if len(k) != 9 {

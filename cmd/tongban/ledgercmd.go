@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"tongban/ledger"
@@ -23,6 +24,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("ledger verify", flag.ContinueOnError)
 	data := fs.String("data", "data", "the gateway's data directory")
 	keyArg := fs.String("log-key", "", "the log's verifier key, or a file holding it, obtained apart from DIR")
+	from := fs.String("from", "", "a signed checkpoint FILE of this log, trusted: check the tree against it and only the entries after it")
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -46,6 +48,13 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer l.Close()
 
+	var fromCP *ledger.Checkpoint
+	if *from != "" {
+		if fromCP, err = readTrusted(*from, l); err != nil {
+			return err
+		}
+	}
+
 	fmt.Fprintf(stdout, "ledger   %s\norigin   %s\n", dir, l.Origin())
 	// Verify checks every stored checkpoint with the key in the directory;
 	// trust comes from outside only if that key is the one given.
@@ -60,7 +69,17 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "key      %s (given with --log-key; the directory's key matches)\n", trusted)
 	}
 	bar := newProgress(stderr, "verifying", "entries", l.Size())
-	rep, err := l.Verify(ctx, func(done, _ int64) { bar.Set(done) })
+	report := func(done, total int64) { bar.Set(done) }
+	if bar == nil {
+		report = progressLines(stderr, verifyProgressEvery)
+	}
+	var rep ledger.Report
+	if fromCP != nil {
+		fmt.Fprintf(stdout, "from     %d (trusted checkpoint %s)\n", fromCP.Size, *from)
+		rep, err = l.VerifyFrom(ctx, *fromCP, report)
+	} else {
+		rep, err = l.Verify(ctx, report)
+	}
 	bar.Finish()
 	var ve *ledger.VerifyError
 	if errors.As(err, &ve) {
@@ -120,4 +139,36 @@ func checkCanonical(ctx context.Context, l *ledger.Ledger) (int64, *seqErr, erro
 		from = next + 1
 	}
 	return bad, first, nil
+}
+
+// verifyProgressEvery is how many entries pass between two progress lines
+// when stderr is not a terminal (a log, a pipe).
+const verifyProgressEvery = 1_000_000
+
+// progressLines returns a progress func that writes a line to w each time
+// another every entries are done.
+func progressLines(w io.Writer, every int64) func(done, total int64) {
+	next := every
+	return func(done, total int64) {
+		if done >= next {
+			fmt.Fprintf(w, "verified %d of %d entries\n", done, total)
+			next = (done/every + 1) * every
+		}
+	}
+}
+
+// readTrusted reads and checks a signed checkpoint of l from file.
+func readTrusted(file string, l *ledger.Ledger) (*ledger.Checkpoint, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usageError("--from: %v", err)
+	}
+	cp, err := ledger.OpenCheckpoint(b, l.VerifierKey())
+	if err != nil {
+		return nil, usageError("--from %s: not a checkpoint signed by this log: %v", file, err)
+	}
+	if cp.Origin != l.Origin() {
+		return nil, usageError("--from %s: checkpoint of log %q, not %q", file, cp.Origin, l.Origin())
+	}
+	return &cp, nil
 }

@@ -300,6 +300,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	config := fset.String("config", "", "the gateway's config file, for its storage settings")
 	grace := fset.Duration("grace", 24*time.Hour, "keep unreferenced objects younger than this")
 	dry := fset.Bool("dry-run", false, "only count what would be deleted")
+	full := fset.Bool("full", false, "list the whole store, not only what was stored since the last collection")
 	if pos, err := parseArgs(fset, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -322,7 +323,11 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeAll()
-	rep, err := g.CollectGarbage(ctx, *grace, *dry)
+	collect := g.CollectGarbage
+	if *full {
+		collect = g.CollectAllGarbage
+	}
+	rep, err := collect(ctx, *grace, *dry)
 	if err != nil {
 		return err
 	}
