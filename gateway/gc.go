@@ -88,6 +88,17 @@ func (g *Gateway) references(ctx context.Context, from int64, refs map[string]ob
 		switch rec.Type {
 		case EntrySubmitted, EntrySupplemented:
 			add(pl.Manifest, "manifest")
+			if rec.Type == EntrySubmitted && storage.ValidSHA256(pl.Manifest) {
+				// The applicant object is named by the manifest, not the
+				// ledger (supplements keep the first one's); an
+				// unreadable manifest stops the collection rather than
+				// lose it.
+				app, err := g.applicantOf(ctx, pl.Manifest)
+				if err != nil {
+					return fmt.Errorf("manifest %s of packet %s: %w", pl.Manifest, rec.Packet, err)
+				}
+				add(app, "applicant")
+			}
 			for _, m := range pl.Materials {
 				add(m.SHA256, m.Kind)
 			}
@@ -97,6 +108,26 @@ func (g *Gateway) references(ctx context.Context, from int64, refs map[string]ob
 		return nil
 	})
 	return next, err
+}
+
+// applicantOf returns the applicant object a stored manifest names: "" for
+// a manifest from before the split, or one that is gone (nothing left to
+// keep; the scrub reports the manifest).
+func (g *Gateway) applicantOf(ctx context.Context, manifest string) (string, error) {
+	b, err := g.loadManifest(ctx, manifest)
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrCorrupt) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var m struct {
+		Applicant struct {
+			SHA256 string `json:"sha256"`
+		} `json:"applicant"`
+	}
+	json.Unmarshal(b, &m)
+	return m.Applicant.SHA256, nil
 }
 
 // GCReport says what a collection found and did.
