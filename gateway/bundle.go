@@ -191,11 +191,11 @@ func (g *Gateway) bundleApplicant(ctx context.Context, who Principal, p *Packet,
 // but the objects' bytes.
 type bundleSnapshot struct {
 	packet    *Packet
-	applicant string // the applicant object's digest; "" to leave it out
-	crcs    map[string]uint32 // digest -> CRC-32, for the zip headers
-	entries []*ledger.Record
-	proofs  [][]byte
-	signed  []byte
+	applicant string            // the applicant object's digest; "" to leave it out
+	crcs      map[string]uint32 // digest -> CRC-32, for the zip headers
+	entries   []*ledger.Record
+	proofs    [][]byte
+	signed    []byte
 }
 
 func objectsOf(p *Packet) []MaterialRef {

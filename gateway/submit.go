@@ -42,8 +42,8 @@ type Manifest struct {
 	Origin      string            `json:"origin"`
 	Destination string            `json:"destination"`
 	Applicant   ManifestApplicant `json:"applicant"`
-	Materials   []MaterialRef `json:"materials"`
-	Created     time.Time     `json:"created"`
+	Materials   []MaterialRef     `json:"materials"`
+	Created     time.Time         `json:"created"`
 }
 
 // ManifestApplicant is the applicant as a manifest names it: the type and the
