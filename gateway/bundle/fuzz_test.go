@@ -129,8 +129,13 @@ func buildBundle(tb testing.TB) *handMade {
 	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	for i, s := range steps {
 		agency := map[string]string{"submitter": "jiashan-window", "reviewer": "qingpu-window"}[s.role]
+		// Payloads are canonical, as the gateway writes them and Verify requires.
+		payload, err := format.Canonicalize([]byte(s.payload))
+		if err != nil {
+			tb.Fatal(err)
+		}
 		e := format.Entry{Seq: int64(i), Time: t0.Add(time.Duration(i) * time.Minute), Type: s.typ,
-			Actor: format.Actor{Agency: agency, Role: s.role}, Packet: s.packet, Prev: prev, Payload: json.RawMessage(s.payload)}
+			Actor: format.Actor{Agency: agency, Role: s.role}, Packet: s.packet, Prev: prev, Payload: json.RawMessage(payload)}
 		raw, err := e.Marshal()
 		if err != nil {
 			tb.Fatal(err)
