@@ -65,7 +65,8 @@ func TestGarbageCollection(t *testing.T) {
 }
 
 // TestScrub alters one stored material and deletes another behind the
-// gateway's back: the scrub names both and records integrity.violation for
+// gateway's back (the scrub reads the materials, the manifest and the
+// applicant object): the scrub names both and records integrity.violation for
 // each; downloading the altered one fails and is recorded too.
 func TestScrub(t *testing.T) {
 	e := apitest.New(t, apitest.Options{})
@@ -96,7 +97,7 @@ func TestScrub(t *testing.T) {
 		} `json:"scrub"`
 	}
 	json.Unmarshal(body, &rep)
-	if rep.OK || rep.Scrub.Objects != len(files)+1 || len(rep.Scrub.Corrupt) != 1 || len(rep.Scrub.Missing) != 1 ||
+	if rep.OK || rep.Scrub.Objects != len(files)+2 || len(rep.Scrub.Corrupt) != 1 || len(rep.Scrub.Missing) != 1 ||
 		rep.Scrub.Corrupt[0].SHA256 != altered || rep.Scrub.Corrupt[0].Kind != files[1].Kind || rep.Scrub.Missing[0].SHA256 != lost || rep.Scrub.Missing[0].Packet != id {
 		t.Fatalf("scrub report %s", body)
 	}

@@ -117,7 +117,8 @@ func (g *Gateway) OpenMaterial(ctx context.Context, who Principal, id, kind stri
 }
 
 // WriteBundle writes a packet's bundle for its destination or an auditor,
-// in the canonical form of docs/formats.md: manifest.json, the materials,
+// in the canonical form of docs/formats.md: manifest.json, applicant.json
+// (for the destination's reviewer only), the materials,
 // the licence if issued, and evidence/ with the packet's ledger entries,
 // an inclusion proof of each and a checkpoint signed at exactly the
 // download entry. The download is recorded under the packet's lock and the
@@ -141,10 +142,17 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 		if err != nil {
 			return err
 		}
+		applicant, err := g.bundleApplicant(ctx, who, p, crcs)
+		if err != nil {
+			return err
+		}
 		unlock := g.lock(id)
 		cur, err := g.state.get(id)
 		if err == nil && sameObjects(cur, p) {
 			snap, err = g.snapshotBundle(ctx, who, cur, crcs)
+		}
+		if snap != nil {
+			snap.applicant = applicant
 		}
 		unlock()
 		if err != nil {
@@ -160,14 +168,39 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 	return g.streamBundle(ctx, snap, w)
 }
 
+// bundleApplicant returns the applicant object the reviewer's bundle holds
+// as applicant.json, verified and with its CRC in crcs; "" for an auditor,
+// whose bundle proves the packet without it, and for a manifest from before
+// the applicant had its own object.
+func (g *Gateway) bundleApplicant(ctx context.Context, who Principal, p *Packet, crcs map[string]uint32) (string, error) {
+	if who.Role == RoleAuditor {
+		return "", nil
+	}
+	m, err := g.readManifest(ctx, who, p.ID, p.Manifest)
+	if err != nil {
+		return "", err
+	}
+	d := m.Applicant.SHA256
+	if d == "" {
+		return "", nil
+	}
+	crc, err := g.crcOf(ctx, d)
+	if err != nil {
+		return "", g.objectErr(ctx, who, p.ID, "applicant", d, err)
+	}
+	crcs[d] = crc
+	return d, nil
+}
+
 // bundleSnapshot is a packet's bundle as of its download entry: everything
 // but the objects' bytes.
 type bundleSnapshot struct {
-	packet  *Packet
-	crcs    map[string]uint32 // digest -> CRC-32, for the zip headers
-	entries []*ledger.Record
-	proofs  [][]byte
-	signed  []byte
+	packet    *Packet
+	applicant string            // the applicant object's digest; "" to leave it out
+	crcs      map[string]uint32 // digest -> CRC-32, for the zip headers
+	entries   []*ledger.Record
+	proofs    [][]byte
+	signed    []byte
 }
 
 func objectsOf(p *Packet) []MaterialRef {
@@ -289,6 +322,11 @@ func (g *Gateway) streamBundle(ctx context.Context, s *bundleSnapshot, w io.Writ
 	p := s.packet
 	if err := copyObject(bundle.Manifest, p.Manifest); err != nil {
 		return err
+	}
+	if s.applicant != "" {
+		if err := copyObject(bundle.Applicant, s.applicant); err != nil {
+			return err
+		}
 	}
 	for _, m := range p.Materials {
 		if err := copyObject(bundle.MaterialName(m.Kind, m.Filename), m.SHA256); err != nil {

@@ -414,8 +414,9 @@ func (g *Gateway) Get(ctx context.Context, who Principal, id string) (*Packet, e
 	return p.withOverdue(g.cfg.Now()), nil
 }
 
-// Applicant returns the applicant of a packet got from Get, read from its
-// stored manifest, for its origin and destination only.
+// Applicant returns the applicant of a packet got from Get, read from the
+// applicant object its stored manifest names, for its origin and
+// destination only.
 func (g *Gateway) Applicant(ctx context.Context, who Principal, p *Packet) (*Applicant, error) {
 	if who.Agency != p.Origin && who.Agency != p.Destination {
 		return nil, fmt.Errorf("%w: applicant details are for the origin and destination", ErrForbidden)
@@ -424,7 +425,19 @@ func (g *Gateway) Applicant(ctx context.Context, who Principal, p *Packet) (*App
 	if err != nil {
 		return nil, err
 	}
-	return &m.Applicant, nil
+	a := m.Applicant
+	if a.SHA256 == "" { // a manifest from before the applicant object
+		return &Applicant{Type: a.Type, Name: a.Name, ID: a.ID}, nil
+	}
+	b, err := g.loadManifest(ctx, a.SHA256)
+	if err != nil {
+		return nil, g.objectErr(ctx, who, p.ID, "applicant", a.SHA256, err)
+	}
+	var r applicantRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("gateway: stored applicant %s: %w", a.SHA256, err)
+	}
+	return &Applicant{Type: r.Type, Name: r.Name, ID: r.ID}, nil
 }
 
 var allStatuses = []string{StatusSubmitted, StatusReceived, StatusCorrectionRequested, StatusApproved, StatusRejected, StatusLicenseIssued, StatusDelivered}
@@ -535,7 +548,7 @@ func (g *Gateway) readManifest(ctx context.Context, who Principal, packet, diges
 	return &m, nil
 }
 
-// loadManifest reads a stored manifest's bytes, verified.
+// loadManifest reads a stored manifest's (or applicant object's) bytes, verified.
 func (g *Gateway) loadManifest(ctx context.Context, digest string) ([]byte, error) {
 	rc, _, err := g.cfg.Store.Open(ctx, digest)
 	if err != nil {

@@ -106,6 +106,19 @@ func (g *Gateway) named(ctx context.Context, from int64, fn func(digest string, 
 			if err := add(pl.Manifest, "manifest"); err != nil {
 				return err
 			}
+			if rec.Type == EntrySubmitted && storage.ValidSHA256(pl.Manifest) {
+				// The applicant object is named by the manifest, not the
+				// ledger (supplements keep the first one's); an
+				// unreadable manifest stops the collection rather than
+				// lose it.
+				app, err := g.applicantOf(ctx, pl.Manifest)
+				if err != nil {
+					return fmt.Errorf("manifest %s of packet %s: %w", pl.Manifest, rec.Packet, err)
+				}
+				if err := add(app, "applicant"); err != nil {
+					return err
+				}
+			}
 			for _, m := range pl.Materials {
 				if err := add(m.SHA256, m.Kind); err != nil {
 					return err
@@ -117,6 +130,26 @@ func (g *Gateway) named(ctx context.Context, from int64, fn func(digest string, 
 		return nil
 	})
 	return next, err
+}
+
+// applicantOf returns the applicant object a stored manifest names: "" for
+// a manifest from before the split, or one that is gone (nothing left to
+// keep; the scrub reports the manifest).
+func (g *Gateway) applicantOf(ctx context.Context, manifest string) (string, error) {
+	b, err := g.loadManifest(ctx, manifest)
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrCorrupt) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var m struct {
+		Applicant struct {
+			SHA256 string `json:"sha256"`
+		} `json:"applicant"`
+	}
+	json.Unmarshal(b, &m)
+	return m.Applicant.SHA256, nil
 }
 
 // references adds to refs every object named by the ledger's entries from

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -283,7 +285,21 @@ func (c *clientReader) Read(p []byte) (int, error) {
 
 // storeManifest stores a manifest and returns its digest.
 func (g *Gateway) storeManifest(ctx context.Context, up *upload, m *Manifest) (string, error) {
-	b, err := json.MarshalIndent(m, "", "  ")
+	return g.storeJSON(ctx, up, m)
+}
+
+// storeApplicant stores the applicant object, salted, and returns its digest.
+func (g *Gateway) storeApplicant(ctx context.Context, up *upload, app Applicant) (string, error) {
+	salt := make([]byte, 32)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	return g.storeJSON(ctx, up, &applicantRecord{Type: app.Type, Name: app.Name, ID: app.ID, Salt: hex.EncodeToString(salt)})
+}
+
+// storeJSON stores v, indented, as an object claimed by up.
+func (g *Gateway) storeJSON(ctx context.Context, up *upload, v any) (string, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return "", err
 	}

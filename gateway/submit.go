@@ -31,17 +31,39 @@ const (
 )
 
 // Manifest is the packet's manifest.json as stored and bundled. Its SHA-256
-// is in the ledger; the applicant's name and identifier are only here, so
-// they can be deleted under retention rules while the ledger stays.
+// is in the ledger. The applicant's name and identifier are not in it but in
+// their own object (applicantRecord), which the manifest names by digest: so
+// an auditor's bundle proves everything without them, and they can be
+// deleted under retention rules while the ledger and the manifest stay.
 type Manifest struct {
-	Packet      string        `json:"packet"`
-	Version     int           `json:"version"` // 1, then +1 per supplement
-	Item        string        `json:"item"`
-	Origin      string        `json:"origin"`
-	Destination string        `json:"destination"`
-	Applicant   Applicant     `json:"applicant"`
-	Materials   []MaterialRef `json:"materials"`
-	Created     time.Time     `json:"created"`
+	Packet      string            `json:"packet"`
+	Version     int               `json:"version"` // 1, then +1 per supplement
+	Item        string            `json:"item"`
+	Origin      string            `json:"origin"`
+	Destination string            `json:"destination"`
+	Applicant   ManifestApplicant `json:"applicant"`
+	Materials   []MaterialRef     `json:"materials"`
+	Created     time.Time         `json:"created"`
+}
+
+// ManifestApplicant is the applicant as a manifest names it: the type and the
+// digest of the applicant object (applicant.json in a reviewer's bundle).
+// Manifests written before the split hold name and id in clear instead.
+type ManifestApplicant struct {
+	Type   string `json:"type"`
+	SHA256 string `json:"sha256,omitempty"`
+	Name   string `json:"name,omitempty"` // older manifests only
+	ID     string `json:"id,omitempty"`   // older manifests only
+}
+
+// applicantRecord is the stored applicant object. The salt (32 random
+// bytes, hex) keeps its digest, which manifests and bundles show, from
+// being found by trying every ID number of a region and birth date.
+type applicantRecord struct {
+	Type string `json:"type"`
+	Name string `json:"name"`
+	ID   string `json:"id"`
+	Salt string `json:"salt"`
 }
 
 // manifestInput is the manifest part of POST /v1/packets.
@@ -104,7 +126,12 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, 
 	}
 	now := g.cfg.Now().UTC()
 	id := newPacketID()
-	m := &Manifest{Packet: id, Version: 1, Item: item.Code, Origin: who.Agency, Destination: in.Destination, Applicant: app, Created: now}
+	appDigest, err := g.storeApplicant(ctx, up, app)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Packet: id, Version: 1, Item: item.Code, Origin: who.Agency, Destination: in.Destination,
+		Applicant: ManifestApplicant{Type: app.Type, SHA256: appDigest}, Created: now}
 	for _, mi := range in.Materials {
 		m.Materials = append(m.Materials, refs[mi.Kind])
 	}

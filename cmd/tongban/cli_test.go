@@ -238,8 +238,13 @@ func TestVerifyBundles(t *testing.T) {
 			b[len(b)/2] ^= 1
 		}, "materials/articles/articles.ofd", 1},
 		{"edited manifest", func(f map[string][]byte) {
-			f["manifest.json"] = bytes.Replace(f["manifest.json"], []byte("上海青嘉"), []byte("上海青浦"), 1)
+			// The applicant's name is in applicant.json now; the manifest
+			// holds the destination and the materials.
+			f["manifest.json"] = bytes.Replace(f["manifest.json"], []byte("qingpu-amr"), []byte("qingpu-xxx"), 1)
 		}, "manifest.json", 1},
+		{"edited applicant", func(f map[string][]byte) {
+			f["applicant.json"] = bytes.Replace(f["applicant.json"], []byte("上海青嘉"), []byte("上海青浦"), 1)
+		}, "applicant.json", 1},
 		{"dropped entry", func(f map[string][]byte) {
 			delete(f, "evidence/entries/"+received+".json")
 			delete(f, "evidence/proofs/"+received+".json")

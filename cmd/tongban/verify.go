@@ -107,6 +107,9 @@ func verifyBundle(path, vkey string, o verifyOpts, stdout io.Writer) error {
 			}
 			fmt.Fprintf(stdout, "%s seq %d, %s (downloaded by %s); proven into %s at size %d, root %s\n",
 				as, s.AsOfSeq, s.AsOf.UTC().Format(time.RFC3339), s.Downloader, rep.Checkpoint.Origin, rep.Checkpoint.Size, rep.Checkpoint.Root)
+			if s.Applicant != "" {
+				fmt.Fprintf(stdout, "applicant: %s\n", s.Applicant)
+			}
 		}
 	}
 	if !rep.OK {

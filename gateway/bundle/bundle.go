@@ -4,7 +4,8 @@
 // described in docs/formats.md; Verify accepts that form and nothing that
 // could make a zip tool write bytes it did not check.
 //
-//	manifest.json               the packet's manifest (applicant, materials, digests)
+//	manifest.json               the packet's manifest (materials, digests, the applicant's digest)
+//	applicant.json              who applies, in clear: in a reviewer's bundle, never an auditor's
 //	materials/<kind>/<name>     the files
 //	license/<name>              the issued licence, once there is one
 //	evidence/entries/<seq>.json the packet's ledger entries, canonical bytes
@@ -33,6 +34,7 @@ import (
 // Paths inside a bundle.
 const (
 	Manifest   = "manifest.json"
+	Applicant  = "applicant.json"
 	Materials  = "materials/"
 	License    = "license/"
 	Entries    = "evidence/entries/"
@@ -80,6 +82,7 @@ type Summary struct {
 	AsOfSeq     int64     `json:"as_of_seq"`  // the download entry: complete up to here
 	AsOf        time.Time `json:"as_of"`      // its time, by the ledger's clock
 	Downloader  string    `json:"downloader"` // agency:role that downloaded it
+	Applicant   string    `json:"applicant"`  // what the bundle says of the applicant's details
 }
 
 // Report is the outcome of Verify: the verdict and every check made.
@@ -165,7 +168,7 @@ type Options struct {
 // Limits on what a bundle may hold, against hostile archives.
 const (
 	maxFiles     = 100_000
-	maxSmallFile = 1 << 20 // entries, proofs, checkpoint, manifest
+	maxSmallFile = 1 << 20 // entries, proofs, checkpoint, manifest, applicant
 )
 
 type entryFile struct {
@@ -331,7 +334,7 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 	}
 
 	// 5. The manifest against the ledger, the files against both.
-	checkFiles(rep, r, files, entries, seqs)
+	checkFiles(rep, r, files, entries, seqs, last.Actor.Role == "auditor")
 	return rep.finish()
 }
 
@@ -463,7 +466,7 @@ func LicenseName(contentType string) string {
 	}[contentType]
 }
 
-func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries map[int64]*entryFile, seqs []int64) {
+func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries map[int64]*entryFile, seqs []int64, auditor bool) {
 	v := viewOf(entries, seqs)
 	mb, err := readSmall(r, files[Manifest])
 	if err != nil {
@@ -477,6 +480,9 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 	rep.pass(Manifest, "matches the ledger's digest %s", v.manifest)
 	rep.files = append(rep.files, verified{*files[Manifest], v.manifest})
 	var m struct {
+		Applicant struct {
+			SHA256 string `json:"sha256"`
+		} `json:"applicant"`
 		Materials []struct {
 			Kind     string `json:"kind"`
 			Filename string `json:"filename"`
@@ -488,6 +494,10 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 		return
 	}
 	expected := map[string]bool{}
+	checkApplicant(rep, r, files[Applicant], m.Applicant.SHA256, auditor)
+	if !auditor && m.Applicant.SHA256 != "" {
+		expected[Applicant] = true
+	}
 	for _, mat := range m.Materials {
 		name := MaterialName(mat.Kind, mat.Filename)
 		expected[name] = true
@@ -510,6 +520,7 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 		switch {
 		case expected[name], name == Manifest, name == Checkpoint, rec.dir(),
 			strings.HasPrefix(name, Entries), strings.HasPrefix(name, Proofs):
+		case name == Applicant: // checkApplicant has judged it
 		case strings.HasPrefix(name, License) && v.licence == nil:
 			rep.fail(name, "a licence file, but the ledger records no licence")
 		case strings.HasPrefix(name, License):
@@ -517,6 +528,49 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 		default:
 			rep.fail(name, "a file the bundle does not list")
 		}
+	}
+}
+
+// checkApplicant checks applicant.json against the digest the manifest
+// (and so the ledger) vouches for. A reviewer's bundle holds it; an
+// auditor's (its download entry is an auditor's) must not: the manifest
+// alone proves the packet, and the applicant's name and ID are not the
+// auditor's to see. A manifest from before the split names no digest and
+// carries the applicant itself.
+func checkApplicant(rep *Report, r io.ReaderAt, rec *record, want string, auditor bool) {
+	switch {
+	case want == "" && rec != nil:
+		rep.fail(Applicant, "the manifest names no applicant object")
+	case want == "":
+	case rec != nil:
+		b, err := readSmall(r, rec)
+		switch got := hexSHA256(b); {
+		case err != nil:
+			rep.fail(Applicant, "%v", err)
+		case got != want:
+			rep.fail(Applicant, "has been altered: sha256 %s, the manifest names %s", got, want)
+		default:
+			rep.pass(Applicant, "sha256 %s matches the manifest", want)
+			rep.files = append(rep.files, verified{*rec, want})
+		}
+		if auditor {
+			rep.fail(Applicant, "an auditor's bundle never holds the applicant's details")
+		}
+	case auditor:
+		rep.pass(Applicant, "applicant details withheld (auditor bundle); the manifest vouches for them by sha256 %s", want)
+	default:
+		rep.missing(Applicant, "missing from the bundle: the manifest names applicant details by sha256 %s", want)
+	}
+	if rep.Summary == nil {
+		return
+	}
+	switch {
+	case want == "":
+		rep.Summary.Applicant = "in the manifest"
+	case auditor:
+		rep.Summary.Applicant = "applicant details withheld (auditor bundle)"
+	default:
+		rep.Summary.Applicant = "in applicant.json"
 	}
 }
 

@@ -27,10 +27,7 @@ func verify(_ js.Value, args []js.Value) any {
 	}
 	b := make([]byte, args[0].Get("length").Int())
 	js.CopyBytesToGo(b, args[0])
-	rep, err := bundle.Verify(bytes.NewReader(b), int64(len(b)), args[1].String())
-	if err != nil {
-		return errJSON(err.Error())
-	}
+	rep := bundle.Verify(bytes.NewReader(b), int64(len(b)), bundle.Options{Key: args[1].String()})
 	out, err := json.Marshal(rep)
 	if err != nil {
 		return errJSON(err.Error())
