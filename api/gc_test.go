@@ -49,8 +49,8 @@ func TestGarbageCollection(t *testing.T) {
 			garbage++
 		}
 	}
-	if garbage == 0 || rep.Deleted != garbage || rep.Referenced != len(kept)+1 { // +1: the manifest
-		t.Fatalf("collection %+v, want %d deleted and %d referenced", rep, garbage, len(kept)+1)
+	if garbage == 0 || rep.Deleted != garbage || rep.Referenced != len(kept)+2 { // +2: the manifest and the applicant object
+		t.Fatalf("collection %+v, want %d deleted and %d referenced", rep, garbage, len(kept)+2)
 	}
 	for _, f := range badFiles[:len(badFiles)-1] {
 		_, err := os.Stat(objectPath(e, apitest.SHA256(f.Data)))

@@ -36,7 +36,7 @@ func (g *Gateway) objectErr(ctx context.Context, who Principal, packet, kind, di
 	g.recordViolation(ctx, who, packet, kind, digest, err)
 	// The cause names paths or hosts: it goes to the log and the ledger
 	// entry, not to the client.
-	return fmt.Errorf("%w: %s of packet %s is missing or altered", ErrIntegrity, kind, packet)
+	return fmt.Errorf("%w: %s (sha256 %s) of packet %s is missing or altered", ErrIntegrity, kind, digest, packet)
 }
 
 // recordViolation appends integrity.violation for a bad stored object.
