@@ -40,7 +40,8 @@ type witnessLog struct {
 func newWitnessLog(t *testing.T, origin, keyFile, tag string, n int) *witnessLog {
 	t.Helper()
 	l, err := ledger.Open(ledger.Options{Dir: t.TempDir(), Origin: origin, KeyFile: keyFile,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		SignInterval: time.Millisecond, // a checkpoint at every size
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
