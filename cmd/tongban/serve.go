@@ -387,35 +387,12 @@ func secretFile(path string) ([]byte, error) {
 	}
 	k := make([]byte, 32)
 	rand.Read(k)
-	if err := writeFileSync(path, []byte(hex.EncodeToString(k)+"\n")); err != nil {
+	if err := fsstore.WriteFile(path, []byte(hex.EncodeToString(k)+"\n")); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-// writeFileSync writes a new 0600 file atomically and durably.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return fsstore.SyncDir(filepath.Dir(path))
-}
 
 // demoCredentials returns the demo principals' credentials, minting their
 // tokens on first start and writing them to data/demo-tokens.json (0600)
@@ -444,7 +421,7 @@ func demoCredentials(data string, agencies []gateway.Agency) ([]api.Credential, 
 	}
 	if changed {
 		b, _ := json.MarshalIndent(tokens, "", "  ")
-		if err := writeFileSync(path, append(b, '\n')); err != nil {
+		if err := fsstore.WriteFile(path, append(b, '\n')); err != nil {
 			return nil, err
 		}
 	}

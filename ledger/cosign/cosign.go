@@ -33,6 +33,7 @@ import (
 
 	"tongban/ledger/format"
 	"tongban/ledger/witness"
+	fsstore "tongban/storage/fs"
 )
 
 // Witness is one configured witness.
@@ -439,34 +440,5 @@ func (g *Gatherer) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(g.opts.Dir, stateFile), append(b, '\n'))
-}
-
-// writeFile replaces path atomically and durably.
-func writeFile(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsstore.WriteFile(filepath.Join(g.opts.Dir, stateFile), append(b, '\n'))
 }

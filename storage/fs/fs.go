@@ -291,6 +291,32 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) error {
 	}
 }
 
+// WriteFile replaces path with data (mode 0600) atomically and durably:
+// through a synced temporary file renamed into place, then a sync of the
+// directory, so after a crash the file is the old one or the new one.
+func WriteFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
 // SyncDir fsyncs a directory, making the creation, rename or removal of
 // entries in it durable.
 func SyncDir(dir string) error {
