@@ -28,12 +28,9 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError("rebuild takes no arguments")
 	}
 	log := newLogger(stderr, "auto")
-	cfg, _, err := loadConfig(*config)
+	cfg, err := stoppedConfig(*data, *config)
 	if err != nil {
 		return err
-	}
-	if _, err := os.Stat(filepath.Join(ledgerDir(*data), "db")); err != nil {
-		return fmt.Errorf("no ledger in %s: %w", *data, err)
 	}
 	// The ledger's lock says whether the gateway is stopped; only then
 	// may its views go.

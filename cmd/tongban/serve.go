@@ -293,6 +293,20 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	}, nil
 }
 
+// stoppedConfig loads the config of the gateway whose data directory is
+// data, for a command that works on it while it is stopped. A mistyped
+// --data must not grow a fresh, empty gateway: it needs a ledger there.
+func stoppedConfig(data, config string) (fileConfig, error) {
+	cfg, _, err := loadConfig(config)
+	if err != nil {
+		return cfg, err
+	}
+	if _, err := os.Stat(filepath.Join(ledgerDir(data), "db")); err != nil {
+		return cfg, fmt.Errorf("no ledger in %s: %w", data, err)
+	}
+	return cfg, nil
+}
+
 // runGC collects unreferenced objects of a stopped gateway.
 func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("gc", flag.ContinueOnError)
@@ -307,13 +321,9 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError("gc takes no arguments")
 	}
 	log := newLogger(stderr, "auto")
-	cfg, _, err := loadConfig(*config)
+	cfg, err := stoppedConfig(*data, *config)
 	if err != nil {
 		return err
-	}
-	// A mistyped --data must not grow a fresh, empty gateway.
-	if _, err := os.Stat(filepath.Join(ledgerDir(*data), "db")); err != nil {
-		return fmt.Errorf("no ledger in %s: %w", *data, err)
 	}
 	g, _, closeAll, err := openGateway(ctx, *data, cfg, log, false)
 	if errors.Is(err, ledger.ErrLocked) {
@@ -392,7 +402,6 @@ func secretFile(path string) ([]byte, error) {
 	}
 	return k, nil
 }
-
 
 // demoCredentials returns the demo principals' credentials, minting their
 // tokens on first start and writing them to data/demo-tokens.json (0600)
