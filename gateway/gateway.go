@@ -59,6 +59,10 @@ type Config struct {
 	// Calendar counts working days for deadlines; nil: the built-in
 	// holiday table without overrides.
 	Calendar *workday.Calendar
+	// SM3 is the gm crypto profile's digest side (docs/gm.md): every
+	// stored file and manifest also gets an SM3 digest, from the same
+	// pass as its SHA-256, recorded beside it in the ledger and manifest.
+	SM3 bool
 }
 
 // Gateway runs the packet workflow. Its methods are safe for concurrent use.
