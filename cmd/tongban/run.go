@@ -20,10 +20,10 @@ func commands() map[string]command {
 	return map[string]command{
 		"ledger": {"ledger verify --data DIR    check a stopped gateway's ledger offline", runLedger},
 		"serve":  {"serve [--addr A] [--data DIR] [--config FILE]    run the gateway", runServe},
-		"verify": {"verify BUNDLE.zip --log-key KEY [--json]    check a downloaded bundle offline", runVerify},
+		"verify": {"verify BUNDLE.zip --log-key KEY [--sm2-key KEY] [--json]    check a downloaded bundle offline", runVerify},
 		"submit": {"submit --server URL [--manifest FILE | --item ...] KIND=FILE...    upload a packet", runSubmit},
 		"fetch":  {"fetch ID -o FILE [--material KIND] [--verify --log-key KEY]    download a bundle or a material", runFetch},
-		"keygen": {"keygen [--origin O] [--out FILE]    make a checkpoint signing key", runKeygen},
+		"keygen": {"keygen [--sm2] [--origin O] [--out FILE]    make a checkpoint signing key (--sm2: the gm profile's SM2 key)", runKeygen},
 		"gc":     {"gc --data DIR [--grace 24h] [--dry-run]    delete stored objects no ledger entry names", runGC},
 		"health": {"health [--server URL]    exit 0 when the gateway is ready (for container health checks)", runHealth},
 		"token":  {"token new --agency ID --role ROLE    mint a bearer token and its credential line", runToken},

@@ -42,6 +42,9 @@ type fileConfig struct {
 	ClientCerts map[string]gateway.Principal `json:"client_certs,omitempty"` // TLS client certificate CN -> principal
 	Limits      gateway.Limits               `json:"limits"`
 	MaxUpload   int64                        `json:"max_upload_bytes,omitempty"`
+	// CryptoProfile is "standard" (default) or "gm": SM3 digests and SM2
+	// checkpoint signatures as well (docs/gm.md).
+	CryptoProfile string `json:"crypto_profile,omitempty"`
 	// CalendarOverrides set single days as working days or days off, for
 	// years the built-in holiday table does not know and local arrangements.
 	CalendarOverrides []workday.Override `json:"calendar_overrides,omitempty"`
@@ -72,6 +75,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxUploads := fset.Int("max-uploads", 64, "uploads in progress at once; beyond, 503 with Retry-After (negative: no cap)")
 	maxUploadsEach := fset.Int("max-uploads-per-principal", 16, "uploads in progress at once per agency and role (negative: no cap)")
 	minRate := fset.Int64("min-upload-rate", 4<<10, "slowest request body accepted, bytes a second, after a 10 s grace (negative: none)")
+	profile := fset.String("crypto-profile", "", "standard or gm (SM3 digests and SM2 signatures as well); default: the config's crypto_profile, else standard")
 	pos, err := parseArgs(fset, args)
 	if err != nil {
 		return err
@@ -86,6 +90,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	slog.SetDefault(log)
 	cfg, demo, err := loadConfig(*config)
 	if err != nil {
+		return err
+	}
+	if *profile != "" {
+		cfg.CryptoProfile = *profile
+	}
+	if cfg.CryptoProfile, err = checkProfile(cfg.CryptoProfile); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*data, 0o700); err != nil {
@@ -216,6 +226,9 @@ func loadConfig(path string) (fileConfig, bool, error) {
 	if cfg.calendar, err = workday.New(cfg.CalendarOverrides); err != nil {
 		return cfg, false, fmt.Errorf("config %s: calendar_overrides: %w", path, err)
 	}
+	if _, err := checkProfile(cfg.CryptoProfile); err != nil {
+		return cfg, false, fmt.Errorf("config %s: %w", path, err)
+	}
 	return cfg, false, nil
 }
 
@@ -226,9 +239,17 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	l, err = ledger.Open(ledger.Options{Dir: ledgerDir(data), Origin: cfg.Origin, Logger: log})
+	lo := ledger.Options{Dir: ledgerDir(data), Origin: cfg.Origin, Logger: log}
+	sm2Key, err := gmLedgerOptions(data, cfg, &lo) // gm profile
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	l, err = ledger.Open(lo)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if sm2Key != "" {
+		log.Info("crypto profile gm: SM3 digests, checkpoints also signed with SM2", "sm2_verifier_key", sm2Key)
 	}
 	key, err := secretFile(filepath.Join(data, "applicant.key"))
 	if err != nil {
@@ -238,7 +259,7 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	g, err = gateway.New(ctx, gateway.Config{
 		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
 		StateDir: filepath.Join(data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
-		Calendar: cfg.calendar,
+		Calendar: cfg.calendar, SM3: cfg.CryptoProfile == profileGM,
 	})
 	if err != nil {
 		l.Close()
