@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-
-	"github.com/emmansun/gmsm/sm3"
 )
 
 // PutReader is the input side of every driver's Put: it hashes and counts the
@@ -19,7 +17,7 @@ import (
 type PutReader struct {
 	r    io.Reader
 	h    hash.Hash
-	sm3  hash.Hash // nil unless opts.SM3
+	sm3  *sm3Pipe // nil unless opts.SM3
 	n    int64
 	opts PutOptions
 	err  error // sticky
@@ -35,7 +33,7 @@ func NewPutReader(r io.Reader, opts PutOptions) (*PutReader, error) {
 	}
 	p := &PutReader{r: r, h: sha256.New(), opts: opts}
 	if opts.SM3 {
-		p.sm3 = sm3.New()
+		p.sm3 = newSM3Pipe()
 	}
 	return p, nil
 }
@@ -52,7 +50,7 @@ func (p *PutReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.h.Write(b[:n])
 	if p.sm3 != nil {
-		p.sm3.Write(b[:n])
+		p.sm3.write(b[:n])
 	}
 	p.n += int64(n)
 	switch {
@@ -75,7 +73,7 @@ func (p *PutReader) Read(b []byte) (int, error) {
 func (p *PutReader) finish() error {
 	p.sum = hex.EncodeToString(p.h.Sum(nil))
 	if p.sm3 != nil {
-		p.sum3 = hex.EncodeToString(p.sm3.Sum(nil))
+		p.sum3 = p.sm3.finish()
 	}
 	if p.opts.Size > 0 && p.n != p.opts.Size {
 		return fmt.Errorf("%w: got %d bytes, declared %d", ErrSizeMismatch, p.n, p.opts.Size)
@@ -96,6 +94,14 @@ func (p *PutReader) SHA256() string { return p.sum }
 // SM3 returns the stream's SM3 digest (lowercase hex) if PutOptions.SM3
 // asked for it; valid once Done.
 func (p *PutReader) SM3() string { return p.sum3 }
+
+// Close releases the SM3 hasher of a stream not read to its end. Drivers
+// call it when Put returns; it is a no-op once the stream ended.
+func (p *PutReader) Close() {
+	if p.sm3 != nil {
+		p.sm3.close()
+	}
+}
 
 // Size returns the number of bytes read so far.
 func (p *PutReader) Size() int64 { return p.n }

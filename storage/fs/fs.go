@@ -68,6 +68,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 		return storage.Info{}, err
 	}
 	defer func() { // the gm profile's digest, from the same pass (every success read the stream to its end)
+		pr.Close()
 		if err == nil {
 			info.SM3 = pr.SM3()
 		}
