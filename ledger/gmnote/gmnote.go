@@ -61,6 +61,7 @@ const (
 type Signer struct {
 	name string
 	hash uint32
+	pub  []byte // uncompressed point
 	priv *sm2.PrivateKey
 }
 
@@ -72,7 +73,11 @@ func NewSigner(name string, priv *sm2.PrivateKey) (*Signer, error) {
 	if priv == nil {
 		return nil, errors.New("gmnote: no private key")
 	}
-	return &Signer{name: name, hash: keyHash(name, marshalPub(&priv.PublicKey)), priv: priv}, nil
+	pub, err := marshalPub(&priv.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{name: name, hash: keyHash(name, pub), pub: pub, priv: priv}, nil
 }
 
 func (s *Signer) Name() string    { return s.name }
@@ -96,7 +101,7 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 
 // VerifierKey returns the verifier key line for this signer.
 func (s *Signer) VerifierKey() string {
-	return VerifierKey(s.name, &s.priv.PublicKey)
+	return verifierKey(s.name, s.pub)
 }
 
 // Verifier checks SM2 note signatures. It implements note.Verifier.
@@ -123,8 +128,15 @@ func (v *Verifier) Verify(msg, sig []byte) bool {
 }
 
 // VerifierKey encodes the verifier key line for name and pub.
-func VerifierKey(name string, pub *ecdsa.PublicKey) string {
-	p := marshalPub(pub)
+func VerifierKey(name string, pub *ecdsa.PublicKey) (string, error) {
+	p, err := marshalPub(pub)
+	if err != nil {
+		return "", err
+	}
+	return verifierKey(name, p), nil
+}
+
+func verifierKey(name string, p []byte) string {
 	return fmt.Sprintf("%s+%08x+%s", name, keyHash(name, p), base64.StdEncoding.EncodeToString(append(typePrefix(), p...)))
 }
 
@@ -213,12 +225,13 @@ func ParsePrivateKey(b []byte) (*sm2.PrivateKey, error) {
 
 func typePrefix() []byte { return append([]byte{TypeByte}, TypeID...) }
 
-func marshalPub(pub *ecdsa.PublicKey) []byte {
-	p := make([]byte, pubSize)
-	p[0] = 4
-	pub.X.FillBytes(p[1:33])
-	pub.Y.FillBytes(p[33:])
-	return p
+// marshalPub is the uncompressed point 0x04 || X || Y.
+func marshalPub(pub *ecdsa.PublicKey) ([]byte, error) {
+	k, err := sm2.PublicKeyToECDH(pub)
+	if err != nil {
+		return nil, fmt.Errorf("gmnote: public key: %w", err)
+	}
+	return k.Bytes(), nil
 }
 
 // keyHash is C2SP's recommended key ID.

@@ -79,7 +79,11 @@ func TestSM2AnnexSignature(t *testing.T) {
 	if err != nil || hex.EncodeToString(e) != strings.ToLower(annex.e) {
 		t.Fatalf("e = %x, %v; want %s", e, err, annex.e)
 	}
-	v, err := NewVerifier(VerifierKey("annex.example", pub))
+	vk, err := VerifierKey("annex.example", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(vk)
 	if err != nil {
 		t.Fatal(err)
 	}
