@@ -57,12 +57,18 @@ func benchCatalog() *gateway.Catalog {
 // benchEnv starts a gateway storing on a new bucket of srv.
 func benchEnv(tb testing.TB, srv *s3test.Server) *apitest.Env {
 	tb.Helper()
+	return benchEnvProfile(tb, srv, false)
+}
+
+// benchEnvProfile is benchEnv, under the gm crypto profile if gm.
+func benchEnvProfile(tb testing.TB, srv *s3test.Server, gm bool) *apitest.Env {
+	tb.Helper()
 	st, err := s3.Open(context.Background(), s3.Config{Endpoint: srv.Endpoint, AccessKey: srv.AccessKey,
 		SecretKey: srv.SecretKey, Secure: srv.Secure, Region: srv.Region, Bucket: srv.NewBucket(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := apitest.New(tb, apitest.Options{Store: st, Catalog: benchCatalog(), MaxUploadBytes: benchMaxBytes + 1<<20,
+	e := apitest.New(tb, apitest.Options{Store: st, Catalog: benchCatalog(), MaxUploadBytes: benchMaxBytes + 1<<20, GM: gm,
 		// The 32-client benchmarks send as one principal.
 		API: func(c *api.Config) { c.MaxUploadsPerPrincipal = 64 }})
 	// Keep every client's connection alive, as minio-go does for the raw
@@ -263,6 +269,7 @@ func submitLarge(tb testing.TB, e *apitest.Env, seed uint64, size int64, src io.
 // (VersityGW), all sub-benchmarks on one server, each on its own bucket:
 //
 //   - large: one 256 MiB material, streamed by the client;
+//   - large-gm: the same under the gm profile (SM3 beside SHA-256);
 //   - raw-s3: the same bytes put by plain minio-go (unknown length, 16 MiB
 //     parts, as the S3 driver uses), the bound for large;
 //   - small: packets of 4 files of 200 KiB, in packets/s, one client;
@@ -273,6 +280,18 @@ func BenchmarkSubmit(b *testing.B) {
 	ctx := context.Background()
 	b.Run("large", func(b *testing.B) {
 		e := benchEnv(b, srv)
+		b.SetBytes(largeSize)
+		var seed uint64
+		for b.Loop() {
+			seed++
+			sum := submitLarge(b, e, seed, largeSize, nil)
+			b.StopTimer()
+			e.Store.Delete(ctx, sum)
+			b.StartTimer()
+		}
+	})
+	b.Run("large-gm", func(b *testing.B) {
+		e := benchEnvProfile(b, srv, true)
 		b.SetBytes(largeSize)
 		var seed uint64
 		for b.Loop() {

@@ -78,6 +78,7 @@ var schemas = schema{
 	"Applicant": object(schema{"type": enum("person", "enterprise"), "name": str(), "id": str()}, "type", "name", "id"),
 	"MaterialRef": object(schema{
 		"kind": str(), "filename": str(), "size": integer(), "sha256": hexDigest(), "content_type": str(),
+		"sm3": schema{"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "gm crypto profile only: SM3, lowercase hex"},
 	}, "kind", "filename", "size", "sha256", "content_type"),
 	"Event": object(schema{
 		"seq": integer(), "type": str(), "time": timestamp(), "agency": str(), "role": str(), "reason": str(),

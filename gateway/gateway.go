@@ -61,6 +61,10 @@ type Config struct {
 	// RecoverInBackground makes New return before the views have caught
 	// up with the ledger (see Recovering).
 	RecoverInBackground bool
+	// SM3 is the gm crypto profile's digest side (docs/gm.md): every
+	// stored file and manifest also gets an SM3 digest, from the same
+	// pass as its SHA-256, recorded beside it in the ledger and manifest.
+	SM3 bool
 }
 
 // Gateway runs the packet workflow. Its methods are safe for concurrent use.

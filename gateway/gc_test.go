@@ -94,7 +94,7 @@ func TestClaimBeforePublish(t *testing.T) {
 	up, release := g.startUpload(nil)
 	defer release()
 	ctx := context.Background()
-	d, err := g.storeManifest(ctx, up, &Manifest{Item: "ENT-DEREG-S"})
+	d, _, err := g.storeManifest(ctx, up, &Manifest{Item: "ENT-DEREG-S"})
 	if err != nil {
 		t.Fatal(err)
 	}

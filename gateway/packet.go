@@ -41,6 +41,7 @@ type MaterialRef struct {
 	Filename    string `json:"filename"`
 	Size        int64  `json:"size"`
 	SHA256      string `json:"sha256"`
+	SM3         string `json:"sm3,omitempty"` // gm profile
 	ContentType string `json:"content_type"`
 }
 
@@ -126,6 +127,7 @@ type (
 	materialDigest struct {
 		Kind        string `json:"kind"`
 		SHA256      string `json:"sha256"`
+		SM3         string `json:"sm3,omitempty"` // gm profile
 		Size        int64  `json:"size"`
 		ContentType string `json:"content_type"`
 	}
@@ -135,6 +137,7 @@ type (
 		Origin      string           `json:"origin"`
 		Destination string           `json:"destination"`
 		Manifest    string           `json:"manifest"`
+		ManifestSM3 string           `json:"manifest_sm3,omitempty"` // gm profile
 		Applicant   applicantDigest  `json:"applicant"`
 		Materials   []materialDigest `json:"materials"`
 		Deadline    time.Time        `json:"deadline"`
@@ -145,8 +148,9 @@ type (
 	}
 	supplementedPayload struct {
 		head
-		Manifest  string           `json:"manifest"`
-		Materials []materialDigest `json:"materials"`
+		Manifest    string           `json:"manifest"`
+		ManifestSM3 string           `json:"manifest_sm3,omitempty"` // gm profile
+		Materials   []materialDigest `json:"materials"`
 	}
 	receivedPayload struct {
 		head
@@ -243,7 +247,7 @@ func apply(p *Packet, rec *ledger.Record, names func(manifest string) map[string
 		if name == "" { // recorded before the name was
 			name = "license" + extension(pl.ContentType)
 		}
-		c.License = &MaterialRef{Kind: "license", Filename: name, Size: pl.Size, SHA256: pl.SHA256, ContentType: pl.ContentType}
+		c.License = &MaterialRef{Kind: "license", Filename: name, Size: pl.Size, SHA256: pl.SHA256, SM3: pl.SM3, ContentType: pl.ContentType}
 		c.Status = StatusLicenseIssued
 	case EntryDelivered:
 		c.Status = StatusDelivered
@@ -284,7 +288,7 @@ func mergeMaterials(have []MaterialRef, add []materialDigest, names map[string]s
 		if name == "" {
 			name = m.Kind
 		}
-		refs[i] = MaterialRef{Kind: m.Kind, Filename: name, Size: m.Size, SHA256: m.SHA256, ContentType: m.ContentType}
+		refs[i] = MaterialRef{Kind: m.Kind, Filename: name, Size: m.Size, SHA256: m.SHA256, SM3: m.SM3, ContentType: m.ContentType}
 	}
 	return mergeRefs(have, refs)
 }

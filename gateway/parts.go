@@ -241,7 +241,7 @@ func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field 
 	if !mat.Accepts(typ) {
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
 	}
-	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared, BeforePublish: up.claims.hook(g)})
+	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared, BeforePublish: up.claims.hook(g), SM3: g.cfg.SM3})
 	if ofd != nil && (err == nil || errors.Is(err, filetype.ErrNotOFD) || errors.Is(err, filetype.ErrZipBomb)) {
 		// The checker's verdict as it is, not as wrapped by the store.
 		err = ofd.Close()
@@ -253,7 +253,7 @@ func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field 
 	}
 	switch {
 	case err == nil:
-		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, ContentType: typ}, nil
+		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, SM3: info.SM3, ContentType: typ}, nil
 	case errors.Is(err, filetype.ErrNotOFD):
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive that is not an OFD document: %v", err)
 	case errors.Is(err, filetype.ErrZipBomb):
@@ -283,8 +283,9 @@ func (c *clientReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// storeManifest stores a manifest and returns its digest.
-func (g *Gateway) storeManifest(ctx context.Context, up *upload, m *Manifest) (string, error) {
+// storeManifest stores a manifest and returns its digest, and its SM3
+// digest under the gm profile ("" otherwise).
+func (g *Gateway) storeManifest(ctx context.Context, up *upload, m *Manifest) (string, string, error) {
 	return g.storeJSON(ctx, up, m)
 }
 
@@ -294,18 +295,20 @@ func (g *Gateway) storeApplicant(ctx context.Context, up *upload, app Applicant)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	return g.storeJSON(ctx, up, &applicantRecord{Type: app.Type, Name: app.Name, ID: app.ID, Salt: hex.EncodeToString(salt)})
+	digest, _, err := g.storeJSON(ctx, up, &applicantRecord{Type: app.Type, Name: app.Name, ID: app.ID, Salt: hex.EncodeToString(salt)})
+	return digest, err
 }
 
-// storeJSON stores v, indented, as an object claimed by up.
-func (g *Gateway) storeJSON(ctx context.Context, up *upload, v any) (string, error) {
+// storeJSON stores v, indented, as an object claimed by up, and returns
+// its SHA-256 and (gm profile) SM3 digests.
+func (g *Gateway) storeJSON(ctx context.Context, up *upload, v any) (string, string, error) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), BeforePublish: up.claims.hook(g)})
+	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), BeforePublish: up.claims.hook(g), SM3: g.cfg.SM3})
 	if err != nil {
-		return "", storageErr(err)
+		return "", "", storageErr(err)
 	}
-	return info.SHA256, nil
+	return info.SHA256, info.SM3, nil
 }

@@ -135,12 +135,12 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, 
 	for _, mi := range in.Materials {
 		m.Materials = append(m.Materials, refs[mi.Kind])
 	}
-	digest, err := g.storeManifest(ctx, up, m)
+	digest, digestSM3, err := g.storeManifest(ctx, up, m)
 	if err != nil {
 		return nil, err
 	}
 	payload := &submittedPayload{
-		Item: item.Code, Origin: who.Agency, Destination: in.Destination, Manifest: digest,
+		Item: item.Code, Origin: who.Agency, Destination: in.Destination, Manifest: digest, ManifestSM3: digestSM3,
 		Applicant: applicantDigest{Type: app.Type, Digest: g.applicantDigestOf(app.Type, app.ID)},
 		Materials: digestsOf(m.Materials), Deadline: deadline(now, item.TimeLimit, g.cfg.Calendar),
 	}
@@ -155,7 +155,7 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, 
 func digestsOf(refs []MaterialRef) []materialDigest {
 	out := make([]materialDigest, len(refs))
 	for i, r := range refs {
-		out[i] = materialDigest{Kind: r.Kind, SHA256: r.SHA256, Size: r.Size, ContentType: r.ContentType}
+		out[i] = materialDigest{Kind: r.Kind, SHA256: r.SHA256, SM3: r.SM3, Size: r.Size, ContentType: r.ContentType}
 	}
 	return out
 }
@@ -314,7 +314,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempoten
 	m.Version++
 	m.Created = g.cfg.Now().UTC()
 	m.Materials = mergeRefs(old.Materials, added)
-	digest, err := g.storeManifest(ctx, up, &m)
+	digest, digestSM3, err := g.storeManifest(ctx, up, &m)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +326,7 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempoten
 	if err := unchanged(p, version, "supplement"); err != nil {
 		return nil, err // the new manifest was built on a stale one
 	}
-	next, _, err := g.record(ctx, who, idem, p, EntrySupplemented, id, &supplementedPayload{Manifest: digest, Materials: digestsOf(added)}, namesOf(m.Materials))
+	next, _, err := g.record(ctx, who, idem, p, EntrySupplemented, id, &supplementedPayload{Manifest: digest, ManifestSM3: digestSM3, Materials: digestsOf(added)}, namesOf(m.Materials))
 	if err != nil {
 		return nil, err
 	}

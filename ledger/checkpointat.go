@@ -29,9 +29,15 @@ func (l *Ledger) CheckpointAt(size int64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: tree hash at %d: %w", size, err)
 	}
-	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(Checkpoint{Origin: l.opts.Origin, Size: size, Root: root}))}, l.signer)
+	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(Checkpoint{Origin: l.opts.Origin, Size: size, Root: root}))}, l.signers()...)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
 	}
 	return signed, nil
+}
+
+// signers are the keys every checkpoint is signed with: the log key, then
+// the co-signers (the gm profile's SM2 key).
+func (l *Ledger) signers() []note.Signer {
+	return append([]note.Signer{l.signer}, l.opts.CoSigners...)
 }

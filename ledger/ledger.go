@@ -43,6 +43,11 @@ type Options struct {
 	// KeyFile is the note signer key; created (0600) if missing.
 	// Default: Dir/signer.key.
 	KeyFile string
+	// CoSigners sign every checkpoint too, each adding its line to the
+	// note after the key file's Ed25519 line: the gm profile's SM2 key
+	// (ledger/gmnote). Verifiers that know only one of the keys still
+	// accept the note. Each must be named Origin.
+	CoSigners []note.Signer
 	// ReadOnly opens without taking the sequencer role, for offline checks.
 	ReadOnly bool
 	// MaxBatch caps how many appends share one transaction (default 1024).
@@ -151,6 +156,11 @@ func Open(opts Options) (*Ledger, error) {
 	}
 	if l.signer.Name() != opts.Origin {
 		return nil, fmt.Errorf("ledger: key %s is named %q, not the origin %q", opts.KeyFile, l.signer.Name(), opts.Origin)
+	}
+	for _, s := range opts.CoSigners {
+		if s.Name() != opts.Origin {
+			return nil, fmt.Errorf("ledger: co-signer key is named %q, not the origin %q", s.Name(), opts.Origin)
+		}
 	}
 
 	bo := badger.DefaultOptions(filepath.Join(opts.Dir, "db")).
@@ -406,7 +416,7 @@ func (l *Ledger) checkpoint(now bool) ([]byte, error) {
 // checkpoints kept grow with time, not with traffic. l.signMu is held.
 func (l *Ledger) sign() ([]byte, error) {
 	head := l.Head()
-	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(head))}, l.signer)
+	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(head))}, l.signers()...)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
 	}

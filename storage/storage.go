@@ -49,6 +49,7 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 // Info describes a stored object.
 type Info struct {
 	SHA256   string // lowercase hex; the object's name
+	SM3      string // lowercase hex; set only by a Put asked for it (PutOptions.SM3)
 	Size     int64
 	Modified time.Time // when this copy was stored (from Put, possibly the time of that Put)
 }
@@ -74,6 +75,10 @@ type PutOptions struct {
 	// that starts after BeforePublish returned cannot remove what a
 	// successful Put reports stored.
 	BeforePublish func(sha256 string) error
+	// SM3 asks Put to compute the stream's SM3 digest (GB/T 32905) in the
+	// same pass as its SHA-256, and return it in Info.SM3: the gm crypto
+	// profile. The object is still named by its SHA-256.
+	SM3 bool
 }
 
 // Check validates the options themselves, before any byte is read.

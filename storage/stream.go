@@ -17,10 +17,12 @@ import (
 type PutReader struct {
 	r    io.Reader
 	h    hash.Hash
+	sm3  *sm3Pipe // nil unless opts.SM3
 	n    int64
 	opts PutOptions
 	err  error // sticky
 	sum  string
+	sum3 string
 }
 
 // NewPutReader wraps r. It fails at once if opts are invalid or declare a
@@ -29,7 +31,11 @@ func NewPutReader(r io.Reader, opts PutOptions) (*PutReader, error) {
 	if err := opts.Check(); err != nil {
 		return nil, err
 	}
-	return &PutReader{r: r, h: sha256.New(), opts: opts}, nil
+	p := &PutReader{r: r, h: sha256.New(), opts: opts}
+	if opts.SM3 {
+		p.sm3 = newSM3Pipe()
+	}
+	return p, nil
 }
 
 // Read reads from the underlying stream. It never reads more than
@@ -43,6 +49,9 @@ func (p *PutReader) Read(b []byte) (int, error) {
 	}
 	n, err := p.r.Read(b)
 	p.h.Write(b[:n])
+	if p.sm3 != nil {
+		p.sm3.write(b[:n])
+	}
 	p.n += int64(n)
 	switch {
 	case p.opts.MaxSize > 0 && p.n > p.opts.MaxSize:
@@ -63,6 +72,9 @@ func (p *PutReader) Read(b []byte) (int, error) {
 // finish checks the declarations once the stream has ended.
 func (p *PutReader) finish() error {
 	p.sum = hex.EncodeToString(p.h.Sum(nil))
+	if p.sm3 != nil {
+		p.sum3 = p.sm3.finish()
+	}
 	if p.opts.Size > 0 && p.n != p.opts.Size {
 		return fmt.Errorf("%w: got %d bytes, declared %d", ErrSizeMismatch, p.n, p.opts.Size)
 	}
@@ -78,6 +90,18 @@ func (p *PutReader) Done() bool { return p.err == io.EOF }
 
 // SHA256 returns the stream's digest (lowercase hex); valid once Done.
 func (p *PutReader) SHA256() string { return p.sum }
+
+// SM3 returns the stream's SM3 digest (lowercase hex) if PutOptions.SM3
+// asked for it; valid once Done.
+func (p *PutReader) SM3() string { return p.sum3 }
+
+// Close releases the SM3 hasher of a stream not read to its end. Drivers
+// call it when Put returns; it is a no-op once the stream ended.
+func (p *PutReader) Close() {
+	if p.sm3 != nil {
+		p.sm3.close()
+	}
+}
 
 // Size returns the number of bytes read so far.
 func (p *PutReader) Size() int64 { return p.n }

@@ -23,9 +23,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"tongban/api"
 	"tongban/gateway"
 	"tongban/ledger"
+	"tongban/ledger/gmnote"
 	"tongban/storage"
 	fsstore "tongban/storage/fs"
 )
@@ -41,6 +44,7 @@ type Env struct {
 	Tokens  map[string]string // "agency:role" -> bearer token
 	Client  *http.Client
 	Dir     string // the temp dir holding ledger, views and (by default) objects/
+	SM2Key  string // the SM2 verifier key under Options.GM
 }
 
 // Options adjust New.
@@ -67,6 +71,9 @@ type Options struct {
 	// Ledger, if set, adjusts the ledger's options before it opens (for
 	// example to give it a failing disk).
 	Ledger func(ledger.Options) ledger.Options
+	// GM runs the gm crypto profile: SM3 digests beside SHA-256, and an
+	// SM2 co-signer on every checkpoint (its verifier key in Env.SM2Key).
+	GM bool
 }
 
 // New starts a gateway with the demo agencies and one token per agency and role.
@@ -87,6 +94,18 @@ func New(t testing.TB, o Options) *Env {
 		o.Catalog = gateway.DefaultCatalog()
 	}
 	lo := ledger.Options{Dir: filepath.Join(dir, "ledger"), Logger: o.Logger}
+	var sm2Key string
+	if o.GM {
+		priv, _, err := gmnote.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := gmnote.NewSigner(ledger.DefaultOrigin, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo.CoSigners, sm2Key = []note.Signer{s}, s.VerifierKey()
+	}
 	if o.Ledger != nil {
 		lo = o.Ledger(lo)
 	}
@@ -98,12 +117,12 @@ func New(t testing.TB, o Options) *Env {
 	rand.Read(key)
 	g, err := gateway.New(context.Background(), gateway.Config{
 		Catalog: o.Catalog, Agencies: gateway.DemoAgencies(), Store: o.Store, Ledger: l,
-		StateDir: filepath.Join(dir, "state"), ApplicantKey: key, Logger: o.Logger,
+		StateDir: filepath.Join(dir, "state"), ApplicantKey: key, Logger: o.Logger, SM3: o.GM,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{T: t, Ledger: l, Store: o.Store, Gateway: g, Tokens: map[string]string{}, Dir: dir}
+	e := &Env{T: t, Ledger: l, Store: o.Store, Gateway: g, Tokens: map[string]string{}, Dir: dir, SM2Key: sm2Key}
 	var creds []api.Credential
 	for _, a := range gateway.DemoAgencies() {
 		for _, role := range a.Roles {

@@ -245,6 +245,7 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kind := fs.String("material", "", "download one material of this kind instead of the bundle")
 	verify := fs.Bool("verify", false, "verify the bundle offline after download")
 	keyArg := fs.String("log-key", "", "the log's verifier key or a file holding it, for --verify")
+	sm2Arg := fs.String("sm2-key", "", "gm profile: the log's SM2 verifier key or a file holding it, required with --verify")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -264,6 +265,12 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError("--verify needs --log-key: the key you trust, obtained out of band")
 		}
 		if vkey, err = loadVerifierKey(*keyArg); err != nil {
+			return err
+		}
+	}
+	var sm2Key string
+	if *sm2Arg != "" {
+		if sm2Key, err = loadSM2VerifierKey(*sm2Arg); err != nil {
 			return err
 		}
 	}
@@ -322,7 +329,7 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "saved %s (%d bytes, sha256 %s)\n", *out, n, sum)
 	if *verify {
 		// A fetched bundle must be the packet asked for.
-		return verifyBundle(*out, vkey, verifyOpts{packet: id}, stdout)
+		return verifyBundle(*out, vkey, verifyOpts{packet: id, sm2Key: sm2Key}, stdout)
 	}
 	return nil
 }

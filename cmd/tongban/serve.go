@@ -43,6 +43,9 @@ type fileConfig struct {
 	ClientCerts map[string]gateway.Principal `json:"client_certs,omitempty"` // TLS client certificate CN -> principal
 	Limits      gateway.Limits               `json:"limits"`
 	MaxUpload   int64                        `json:"max_upload_bytes,omitempty"`
+	// CryptoProfile is "standard" (default) or "gm": SM3 digests and SM2
+	// checkpoint signatures as well (docs/gm.md).
+	CryptoProfile string `json:"crypto_profile,omitempty"`
 	// CalendarOverrides set single days as working days or days off, for
 	// years the built-in holiday table does not know and local arrangements.
 	CalendarOverrides []workday.Override `json:"calendar_overrides,omitempty"`
@@ -86,6 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quorum := fset.Int("witness-quorum", -1, "how many witnesses must cosign (default: the config's, else all)")
 	grace := fset.Duration("witness-grace", 0, "how long writes go on while the quorum is out of reach (default: the config's, else 10m)")
 	publicTiles := fset.Bool("public-tiles", false, "serve the tiles API (/v1/ledger/tlog/) without a token")
+	profile := fset.String("crypto-profile", "", "standard or gm (SM3 digests and SM2 signatures as well); default: the config's crypto_profile, else standard")
 	pos, err := parseArgs(fset, args)
 	if err != nil {
 		return err
@@ -100,6 +104,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	slog.SetDefault(log)
 	cfg, demo, err := loadConfig(*config)
 	if err != nil {
+		return err
+	}
+	if *profile != "" {
+		cfg.CryptoProfile = *profile
+	}
+	if cfg.CryptoProfile, err = checkProfile(cfg.CryptoProfile); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*data, 0o700); err != nil {
@@ -254,6 +264,9 @@ func loadConfig(path string) (fileConfig, bool, error) {
 	if cfg.calendar, err = workday.New(cfg.CalendarOverrides); err != nil {
 		return cfg, false, fmt.Errorf("config %s: calendar_overrides: %w", path, err)
 	}
+	if _, err := checkProfile(cfg.CryptoProfile); err != nil {
+		return cfg, false, fmt.Errorf("config %s: %w", path, err)
+	}
 	return cfg, false, nil
 }
 
@@ -265,9 +278,17 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	l, err = ledger.Open(ledger.Options{Dir: ledgerDir(data), Origin: cfg.Origin, Logger: log})
+	lo := ledger.Options{Dir: ledgerDir(data), Origin: cfg.Origin, Logger: log}
+	sm2Key, err := gmLedgerOptions(data, cfg, &lo) // gm profile
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	l, err = ledger.Open(lo)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if sm2Key != "" {
+		log.Info("crypto profile gm: SM3 digests, checkpoints also signed with SM2", "sm2_verifier_key", sm2Key)
 	}
 	key, err := secretFile(filepath.Join(data, "applicant.key"))
 	if err != nil {
@@ -277,7 +298,7 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	g, err = gateway.New(ctx, gateway.Config{
 		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
 		StateDir: filepath.Join(data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
-		Calendar: cfg.calendar, RecoverInBackground: background,
+		Calendar: cfg.calendar, RecoverInBackground: background, SM3: cfg.CryptoProfile == profileGM,
 	})
 	if err != nil {
 		l.Close()

@@ -24,11 +24,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	notBefore := fs.String("not-before", "", "require the bundle to be complete as of this time or later (RFC 3339)")
 	fs.Int64Var(&o.minSize, "min-size", 0, "require the checkpoint to cover at least this many ledger entries")
+	sm2Arg := fs.String("sm2-key", "", "gm profile: the log's SM2 verifier key, or a file holding it; its signature is then required")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	const usage = "usage: tongban verify BUNDLE.zip --log-key KEY [--packet ID] [--extract DIR] [--not-before TIME] [--min-size N] [--json]"
+	const usage = "usage: tongban verify BUNDLE.zip --log-key KEY [--packet ID] [--extract DIR] [--not-before TIME] [--min-size N] [--sm2-key KEY] [--json]"
 	if len(pos) != 1 || *keyArg == "" {
 		return usageError(usage)
 	}
@@ -41,6 +42,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if *sm2Arg != "" {
+		if o.sm2Key, err = loadSM2VerifierKey(*sm2Arg); err != nil {
+			return err
+		}
+	}
 	return verifyBundle(pos[0], vkey, o, stdout)
 }
 
@@ -50,6 +56,7 @@ type verifyOpts struct {
 	json            bool
 	notBefore       time.Time
 	minSize         int64
+	sm2Key          string // gm profile: required SM2 verifier key
 }
 
 // loadVerifierKey takes a note verifier key or a file holding one.
@@ -81,7 +88,7 @@ func verifyBundle(path, vkey string, o verifyOpts, stdout io.Writer) error {
 	if err != nil {
 		return exitError{code: 3, msg: fmt.Sprintf("UNVERIFIABLE: %v", err)}
 	}
-	rep := bundle.Verify(f, st.Size(), bundle.Options{Key: vkey, Packet: o.packet, NotBefore: o.notBefore, MinSize: o.minSize})
+	rep := bundle.Verify(f, st.Size(), bundle.Options{Key: vkey, Packet: o.packet, NotBefore: o.notBefore, MinSize: o.minSize, SM2Key: o.sm2Key})
 	if rep.OK && o.extract != "" {
 		if err := rep.Extract(f, o.extract); err != nil {
 			return err

@@ -26,9 +26,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emmansun/gmsm/sm3"
 	"golang.org/x/mod/sumdb/note"
 
 	"tongban/ledger/format"
+	"tongban/ledger/gmnote"
 )
 
 // Paths inside a bundle.
@@ -163,6 +165,10 @@ type Options struct {
 	Packet    string    // if set, the bundle must be this packet's
 	NotBefore time.Time // if set, the bundle must be complete as of this time or later
 	MinSize   int64     // if set, its checkpoint must cover at least this many entries
+	// SM2Key, if set, is the log's SM2 verifier key (gm profile,
+	// ledger/gmnote): the checkpoint must also carry a valid SM2 line by
+	// it, or the bundle is UNVERIFIABLE with the trust given.
+	SM2Key string
 }
 
 // Limits on what a bundle may hold, against hostile archives.
@@ -206,7 +212,7 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 		rep.missing(Checkpoint, "%v", err)
 		return rep.finish()
 	}
-	cp, fault, err := openCheckpoint(signed, o.Key)
+	cp, fault, err := openCheckpoint(signed, o.Key, o.SM2Key)
 	if err != nil {
 		if fault == faultUnverifiable {
 			return rep.unverifiable("signature", "%v", err)
@@ -216,6 +222,9 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 	}
 	rep.Checkpoint = cp
 	rep.pass("signature", "checkpoint of %s, size %d, signed by the log key", cp.Origin, cp.Size)
+	if o.SM2Key != "" {
+		rep.pass("signature (SM2)", "checkpoint also signed by the log's SM2 key")
+	}
 	rep.files = append(rep.files, verified{*files[Checkpoint], hexSHA256(signed)})
 
 	// 2. Entries, each proven into the checkpoint.
@@ -338,14 +347,23 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 	return rep.finish()
 }
 
-// openCheckpoint opens the signed checkpoint with vkey and says whether a
-// failure is tampering (altered) or another key (unverifiable).
-func openCheckpoint(signed []byte, vkey string) (format.Checkpoint, string, error) {
+// openCheckpoint opens the signed checkpoint with vkey (and sm2key, if
+// given: then its line is required too) and says whether a failure is
+// tampering (altered) or another key (unverifiable).
+func openCheckpoint(signed []byte, vkey, sm2key string) (format.Checkpoint, string, error) {
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
 		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the key given is not a note verifier key: %v", err)
 	}
-	n, err := note.Open(signed, note.VerifierList(v))
+	known := []note.Verifier{v}
+	var gv *gmnote.Verifier
+	if sm2key != "" {
+		if gv, err = gmnote.NewVerifier(sm2key); err != nil {
+			return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the SM2 key given: %v", err)
+		}
+		known = append(known, gv)
+	}
+	n, err := note.Open(signed, note.VerifierList(known...))
 	var unknown *note.UnverifiedNoteError
 	switch {
 	case errors.As(err, &unknown):
@@ -356,6 +374,14 @@ func openCheckpoint(signed []byte, vkey string) (format.Checkpoint, string, erro
 		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the checkpoint is signed by %s, not by the key given (%s+%08x)", strings.Join(by, ", "), v.Name(), v.KeyHash())
 	case err != nil:
 		return format.Checkpoint{}, faultAltered, fmt.Errorf("the checkpoint's signature is not valid under the log key: %v", err)
+	}
+	// gm profile: a line by the SM2 key given must be there (a line by
+	// another SM2 key is one of an unknown key, which note.Open skips).
+	if gv != nil && !gmnote.Signed(n, gv) {
+		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the checkpoint carries no SM2 signature by the key given (%s+%08x)", gv.Name(), gv.KeyHash())
+	}
+	if !gmnote.Signed(n, v) {
+		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the checkpoint carries no signature by the log key given (%s+%08x)", v.Name(), v.KeyHash())
 	}
 	c, err := format.ParseCheckpoint([]byte(n.Text))
 	if err != nil {
@@ -418,35 +444,40 @@ func summarize(entries map[int64]*entryFile, seqs []int64) *Summary {
 
 // ledgerView is what the packet's entries say it holds.
 type ledgerView struct {
-	manifest string
-	files    map[string]string // kind -> digest
-	licence  *licenceRecord
+	manifest    string
+	manifestSM3 string            // gm profile; "" otherwise
+	files       map[string]string // kind -> digest
+	filesSM3    map[string]string // kind -> SM3 digest, where recorded (gm profile)
+	licence     *licenceRecord
 }
 
 type licenceRecord struct {
 	seq         int64
 	SHA256      string `json:"sha256"`
+	SM3         string `json:"sm3"`
 	Filename    string `json:"filename"`
 	ContentType string `json:"content_type"`
 }
 
 func viewOf(entries map[int64]*entryFile, seqs []int64) ledgerView {
-	v := ledgerView{files: map[string]string{}}
+	v := ledgerView{files: map[string]string{}, filesSM3: map[string]string{}}
 	for _, s := range seqs {
 		e := entries[s].entry
 		switch e.Type {
 		case "packet.submitted", "packet.supplemented":
 			var pl struct {
-				Manifest  string `json:"manifest"`
-				Materials []struct {
+				Manifest    string `json:"manifest"`
+				ManifestSM3 string `json:"manifest_sm3"`
+				Materials   []struct {
 					Kind   string `json:"kind"`
 					SHA256 string `json:"sha256"`
+					SM3    string `json:"sm3"`
 				} `json:"materials"`
 			}
 			json.Unmarshal(e.Payload, &pl)
-			v.manifest = pl.Manifest
+			v.manifest, v.manifestSM3 = pl.Manifest, pl.ManifestSM3
 			for _, m := range pl.Materials {
-				v.files[m.Kind] = m.SHA256
+				v.files[m.Kind], v.filesSM3[m.Kind] = m.SHA256, m.SM3
 			}
 		case "license.issued":
 			l := &licenceRecord{seq: s}
@@ -474,10 +505,18 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 		return
 	}
 	if got := hexSHA256(mb); got != v.manifest {
-		rep.fail(Manifest, "has been altered: sha256 %s, the ledger recorded %s", got, v.manifest)
+		rep.fail(Manifest, "has been altered: sha256 %s, the ledger recorded %s%s", got, v.manifest, sm3Also(mb, v.manifestSM3))
 		return
 	}
-	rep.pass(Manifest, "matches the ledger's digest %s", v.manifest)
+	if v.manifestSM3 != "" {
+		if got := hexSM3(mb); got != v.manifestSM3 {
+			rep.fail(Manifest, "sm3 %s, the ledger recorded %s", got, v.manifestSM3)
+			return
+		}
+		rep.pass(Manifest, "matches the ledger's digests: sha256 %s, sm3 %s", v.manifest, v.manifestSM3)
+	} else {
+		rep.pass(Manifest, "matches the ledger's digest %s", v.manifest)
+	}
 	rep.files = append(rep.files, verified{*files[Manifest], v.manifest})
 	var m struct {
 		Applicant struct {
@@ -487,6 +526,7 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 			Kind     string `json:"kind"`
 			Filename string `json:"filename"`
 			SHA256   string `json:"sha256"`
+			SM3      string `json:"sm3"`
 		} `json:"materials"`
 	}
 	if err := json.Unmarshal(mb, &m); err != nil {
@@ -505,7 +545,11 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 			rep.fail(name, "the manifest says sha256 %s, the ledger recorded %s", mat.SHA256, want)
 			continue
 		}
-		checkFile(rep, r, files[name], name, mat.SHA256)
+		if want := v.filesSM3[mat.Kind]; want != mat.SM3 {
+			rep.fail(name, "the manifest says sm3 %q, the ledger recorded %q", mat.SM3, want)
+			continue
+		}
+		checkFile(rep, r, files[name], name, mat.SHA256, mat.SM3)
 	}
 	if v.licence != nil {
 		fn := v.licence.Filename
@@ -514,7 +558,7 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 		}
 		name := License + fn
 		expected[name] = true
-		checkFile(rep, r, files[name], name, v.licence.SHA256)
+		checkFile(rep, r, files[name], name, v.licence.SHA256, v.licence.SM3)
 	}
 	for name, rec := range files {
 		switch {
@@ -579,22 +623,38 @@ func MaterialName(kind, filename string) string {
 	return Materials + kind + "/" + nfc(filename)
 }
 
-// checkFile streams one file and compares its digest.
-func checkFile(rep *Report, r io.ReaderAt, rec *record, name, want string) {
+// checkFile streams one file and compares its digest, and its SM3 digest
+// in the same pass when the ledger recorded one (gm profile).
+func checkFile(rep *Report, r io.ReaderAt, rec *record, name, want, wantSM3 string) {
 	if rec == nil {
 		rep.missing(name, "missing from the bundle")
 		return
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, rec.open(r)); err != nil {
+	h, h3 := sha256.New(), sm3.New()
+	var w io.Writer = h
+	if wantSM3 != "" {
+		w = io.MultiWriter(h, h3)
+	}
+	if _, err := io.Copy(w, rec.open(r)); err != nil {
 		rep.fail(name, "%v", err)
 		return
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+	got, got3 := hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(h3.Sum(nil))
+	switch {
+	case wantSM3 != "" && got != want && got3 != wantSM3:
+		rep.fail(name, "has been altered, caught by both digests: sha256 %s, the ledger recorded %s; sm3 %s, the ledger recorded %s", got, want, got3, wantSM3)
+		return
+	case got != want:
 		rep.fail(name, "has been altered: sha256 %s, the ledger recorded %s", got, want)
 		return
+	case wantSM3 != "" && got3 != wantSM3:
+		rep.fail(name, "has been altered: sm3 %s, the ledger recorded %s", got3, wantSM3)
+		return
+	case wantSM3 != "":
+		rep.pass(name, "sha256 %s and sm3 %s match the ledger", want, wantSM3)
+	default:
+		rep.pass(name, "sha256 %s matches the ledger", want)
 	}
-	rep.pass(name, "sha256 %s matches the ledger", want)
 	rep.files = append(rep.files, verified{*rec, want})
 }
 
@@ -615,6 +675,22 @@ func hasPrefix(files map[string]*record, prefix string) bool {
 		}
 	}
 	return false
+}
+
+func hexSM3(b []byte) string {
+	s := sm3.Sum(b)
+	return hex.EncodeToString(s[:])
+}
+
+// sm3Also adds the SM3 verdict to a SHA-256 mismatch, when SM3 was recorded.
+func sm3Also(b []byte, want string) string {
+	if want == "" {
+		return ""
+	}
+	if got := hexSM3(b); got != want {
+		return fmt.Sprintf("; sm3 %s, the ledger recorded %s (caught by both digests)", got, want)
+	}
+	return "; its sm3 still matches"
 }
 
 func hexSHA256(b []byte) string {

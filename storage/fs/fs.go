@@ -67,6 +67,12 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 	if err != nil {
 		return storage.Info{}, err
 	}
+	defer func() { // the gm profile's digest, from the same pass (every success read the stream to its end)
+		pr.Close()
+		if err == nil {
+			info.SM3 = pr.SM3()
+		}
+	}()
 	claim := opts.BeforePublish
 	if opts.SHA256 != "" {
 		if claim != nil {

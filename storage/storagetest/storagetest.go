@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm3"
+
 	"tongban/storage"
 )
 
@@ -65,6 +67,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"PutDeleteRace", testPutDeleteRace},
 		{"FailedStream", testFailedStream},
 		{"Ping", testPing},
+		{"SM3", testSM3}, // the gm profile
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newHarness(t)) })
@@ -703,4 +706,43 @@ func FlipByte(t *testing.T, path string) {
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sm3Of is the hex SM3 of Data(seed, n).
+func sm3Of(seed uint64, n int64) string {
+	h := sm3.New()
+	io.Copy(h, Data(seed, n))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// testSM3: a Put asked for SM3 returns it beside SHA-256 for new, small,
+// multipart, duplicate and declared streams; one not asked returns none,
+// and the object stays named by its SHA-256.
+func testSM3(t *testing.T, h Harness) {
+	for _, size := range []int64{0, 1000, Large} {
+		seed := uint64(700 + size%7)
+		sum, want := Sum(seed, size), sm3Of(seed, size)
+		for _, opts := range []storage.PutOptions{
+			{Size: -1, SM3: true},                // new
+			{Size: -1, SM3: true},                // stored already
+			{Size: size, SHA256: sum, SM3: true}, // declared and stored
+			{Size: -1},                           // not asked
+		} {
+			info := put(t, h.Store, Data(seed, size), opts)
+			if info.SHA256 != sum || info.Size != size {
+				t.Fatalf("Put(%d, %+v) = %.12s/%d", size, opts, info.SHA256, info.Size)
+			}
+			if opts.SM3 && info.SM3 != want || !opts.SM3 && info.SM3 != "" {
+				t.Errorf("Put(%d bytes, SM3 %v).SM3 = %q, want %q", size, opts.SM3, info.SM3, want)
+			}
+		}
+		if got, _ := readAll(t, h.Store, sum); got != sum {
+			t.Fatalf("read back %.12s", got)
+		}
+	}
+	// A refused stream reports no digest of either kind.
+	if info, err := h.Store.Put(t.Context(), Data(9, 2000), storage.PutOptions{MaxSize: 1000, SM3: true}); err == nil || info.SM3 != "" {
+		t.Errorf("over the limit: %+v, %v", info, err)
+	}
+	checkLeftovers(t, h)
 }

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emmansun/gmsm/sm3"
+
+	"tongban/api/apitest"
+	"tongban/gateway/bundle"
+	"tongban/ledger/gmnote"
+	"tongban/storage/s3"
+	"tongban/storage/s3test"
+)
+
+func hexSM3(b []byte) string {
+	s := sm3.Sum(b)
+	return hex.EncodeToString(s[:])
+}
+
+// TestGMSeedStory runs the seed story under the gm profile over HTTP
+// against VersityGW, then checks its bundle with the binary: both
+// families verify; an old verifier (no --sm2-key) still accepts it; a
+// flipped byte is caught by both digests; an SM2 line missing or by
+// another key is UNVERIFIABLE when --sm2-key is given.
+func TestGMSeedStory(t *testing.T) {
+	srv := s3test.Start(t)
+	st, err := s3.Open(context.Background(), s3.Config{Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
+		Secure: srv.Secure, Region: srv.Region, Bucket: srv.NewBucket(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := apitest.New(t, apitest.Options{Store: st, GM: true})
+	const origin, dest = "jiashan-window:submitter", "qingpu-amr:reviewer"
+	m, files := apitest.CompanySetup()
+	id := e.MustSubmit(origin, m, files)
+	e.Act(dest, id, "receive", "", 200)
+	e.Act(dest, id, "return", "公司章程缺少股东签字页，请补正", 200)
+	articles := apitest.PDF(5000)
+	parts := apitest.SubmissionParts(map[string]any{"materials": []apitest.MaterialSpec{{Kind: "articles", Filename: "章程-补正.pdf"}}},
+		[]apitest.File{{Kind: "articles", Filename: "章程-补正.pdf", Data: articles}})
+	mp, ct := apitest.Multipart(parts)
+	if code, body := e.Do("POST", "/v1/packets/"+id+"/supplements", origin, mp, ct); code != 200 {
+		t.Fatalf("supplement: %d %s", code, body)
+	}
+	e.Act(dest, id, "receive", "", 200)
+	e.Act(dest, id, "approve", "材料齐全，准予设立登记", 200)
+	licence := apitest.OFD()
+	mp, ct = apitest.Multipart([]apitest.Part{{Name: "license", Filename: "营业执照.ofd", Data: licence}})
+	if code, body := e.Do("POST", "/v1/packets/"+id+"/license", dest, mp, ct); code != 200 {
+		t.Fatalf("licence: %d %s", code, body)
+	}
+	e.Act(origin, id, "deliver", "", 200)
+
+	// The packet view carries each file's SM3 beside its SHA-256.
+	want := map[string][]byte{"articles": articles}
+	for _, f := range files {
+		if f.Kind != "articles" {
+			want[f.Kind] = f.Data
+		}
+	}
+	code, body := e.Do("GET", "/v1/packets/"+id, dest, nil, "")
+	var view struct {
+		Materials []struct{ Kind, SHA256, SM3 string }
+		License   struct{ SHA256, SM3 string }
+	}
+	if err := json.Unmarshal(body, &view); code != 200 || err != nil {
+		t.Fatalf("packet: %d %s", code, body)
+	}
+	for _, mat := range view.Materials {
+		if mat.SM3 != hexSM3(want[mat.Kind]) || mat.SHA256 != apitest.SHA256(want[mat.Kind]) {
+			t.Fatalf("%s recorded as %+v", mat.Kind, mat)
+		}
+	}
+	if view.License.SM3 != hexSM3(licence) {
+		t.Fatalf("licence recorded as %+v", view.License)
+	}
+
+	code, zipped := e.Do("GET", "/v1/packets/"+id+"/bundle", dest, nil, "")
+	if code != 200 {
+		t.Fatalf("bundle: %d %s", code, zipped)
+	}
+	recs := zipRecs(t, zipped)
+	var ledgerSaysSM3 bool
+	for _, r := range recs {
+		if r.name == bundle.Manifest && !bytes.Contains(r.data, []byte(`"sm3": "`+hexSM3(articles)+`"`)) {
+			t.Fatalf("the bundle's manifest lacks the articles' SM3:\n%s", r.data)
+		}
+		if strings.HasPrefix(r.name, bundle.Entries) && bytes.Contains(r.data, []byte(`"manifest_sm3":"`)) {
+			ledgerSaysSM3 = true
+		}
+	}
+	if !ledgerSaysSM3 {
+		t.Fatal("no ledger entry in the bundle records the manifest's SM3")
+	}
+
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sm2File := write("sm2.pub", []byte(e.SM2Key+"\n"))
+	vkey := e.Ledger.VerifierKey()
+	matName := ""
+	for _, r := range recs {
+		if strings.HasPrefix(r.name, bundle.Materials+"articles/") {
+			matName = r.name
+		}
+	}
+	var checkpoint []byte
+	for _, r := range recs {
+		if r.name == bundle.Checkpoint {
+			checkpoint = r.data
+		}
+	}
+	cpText, sigs, _ := strings.Cut(string(checkpoint), "\n\n")
+	lines := strings.SplitAfter(strings.TrimSuffix(sigs, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("checkpoint has %d signature lines, want Ed25519 and SM2:\n%s", len(lines), checkpoint)
+	}
+	withCheckpoint := func(sigLines ...string) []byte {
+		return rawZip(nil, recsWith(recs, bundle.Checkpoint, func(r *zrec) {
+			r.data = []byte(cpText + "\n\n" + strings.TrimSuffix(strings.Join(sigLines, ""), "\n") + "\n")
+		}), "")
+	}
+	flipLast := func(line string) string { // one bit of the signature's last byte
+		line = strings.TrimSuffix(line, "\n")
+		i := strings.LastIndex(line, " ")
+		raw, _ := base64.StdEncoding.DecodeString(line[i+1:])
+		raw[len(raw)-1] ^= 1
+		return line[:i+1] + base64.StdEncoding.EncodeToString(raw) + "\n"
+	}
+	otherPriv, _, err := gmnote.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := gmnote.NewSigner("tongban.yrd/ledger", otherPriv)
+
+	// A standard-profile gateway's bundle, for --sm2-key against it.
+	std := apitest.New(t, apitest.Options{})
+	sid := std.MustSubmit(origin, m, files)
+	_, stdZip := std.Do("GET", "/v1/packets/"+sid+"/bundle", dest, nil, "")
+
+	for _, c := range []struct {
+		name    string
+		zip     []byte
+		key     string // the log key (default: the gm gateway's)
+		sm2     string // --sm2-key, if any
+		code    int
+		culprit []string
+	}{
+		{"both families", zipped, "", sm2File, 0, []string{"INTACT", "signature (SM2)", "sm3 " + hexSM3(articles) + " match the ledger", "sm3 " + hexSM3(licence)}},
+		{"old verifier, no --sm2-key", zipped, "", "", 0, []string{"INTACT", "sha256 " + apitest.SHA256(articles) + " and sm3"}},
+		{"flipped byte", rawZip(nil, recsWith(recs, matName, func(r *zrec) {
+			r.data = bytes.Clone(r.data)
+			r.data[len(r.data)/2] ^= 0x20
+		}), ""), "", sm2File, 1, []string{"ALTERED", matName, "caught by both digests", "the ledger recorded " + hexSM3(articles)}},
+		{"SM2 line missing", withCheckpoint(lines[0]), "", sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature by the key given"}},
+		{"SM2 line missing, old verifier", withCheckpoint(lines[0]), "", "", 0, []string{"INTACT"}},
+		{"SM2 key of another", zipped, "", other.VerifierKey(), 3, []string{"UNVERIFIABLE", "no SM2 signature by the key given"}},
+		{"SM2 line of another key", withCheckpoint(lines[0], mustSignLine(t, other, cpText)), "", sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature"}},
+		{"SM2 line altered", withCheckpoint(lines[0], flipLast(lines[1])), "", sm2File, 1, []string{"ALTERED", "signature"}},
+		{"only the SM2 line", withCheckpoint(lines[1]), "", sm2File, 3, []string{"UNVERIFIABLE", "no signature by the log key given"}},
+		{"standard bundle, --sm2-key", stdZip, std.Ledger.VerifierKey(), sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			key := c.key
+			if key == "" {
+				key = vkey
+			}
+			args := []string{"verify", write(strings.ReplaceAll(c.name, " ", "_")+".zip", c.zip), "--log-key", key}
+			if c.sm2 != "" {
+				args = append(args, "--sm2-key", c.sm2)
+			}
+			code, stdout, stderr := tongban(t, nil, args...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, stdout, stderr)
+			}
+			for _, s := range c.culprit {
+				if !strings.Contains(stdout+stderr, s) {
+					t.Fatalf("output lacks %q:\n%s%s", s, stdout, stderr)
+				}
+			}
+		})
+	}
+
+	// fetch --verify with both keys, from the running gateway.
+	code, stdout, stderr := tongban(t, []string{"TONGBAN_TOKEN=" + e.Tokens[dest]}, "fetch", id, "--server", e.URL,
+		"-o", filepath.Join(dir, "fetched.zip"), "--verify", "--log-key", vkey, "--sm2-key", sm2File)
+	if code != 0 || !strings.Contains(stdout, "signature (SM2)") {
+		t.Fatalf("fetch --verify --sm2-key: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// mustSignLine is the signature line s makes over text.
+func mustSignLine(t *testing.T, s *gmnote.Signer, text string) string {
+	t.Helper()
+	sig, err := s.Sign([]byte(text + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id [4]byte
+	h := s.KeyHash()
+	id[0], id[1], id[2], id[3] = byte(h>>24), byte(h>>16), byte(h>>8), byte(h)
+	return "— " + s.Name() + " " + base64.StdEncoding.EncodeToString(append(id[:], sig...)) + "\n"
+}
