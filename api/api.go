@@ -16,6 +16,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"tongban/gateway"
+	"tongban/ledger"
+	"tongban/ledger/cosign"
 )
 
 // Config configures New.
@@ -54,6 +56,15 @@ type Config struct {
 	// to the principal it authenticates (see the serve command's --client-ca).
 	ClientCerts map[string]gateway.Principal
 	Logger      *slog.Logger
+	// Ledger, if set, is served as C2SP tlog-tiles under /v1/ledger/tlog/,
+	// to every authenticated principal (the ledger holds no personal
+	// data), or to anyone with PublicTiles.
+	Ledger      *ledger.Ledger
+	PublicTiles bool
+	// Witnesses, if set, gathers cosignatures: the checkpoints served
+	// carry them, readiness needs their quorum, and writes are refused
+	// once entries have waited past its grace.
+	Witnesses *cosign.Gatherer
 }
 
 type server struct {
@@ -106,12 +117,12 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = max(1, int(2*cfg.RateLimit))
 	}
-	s := &server{cfg: cfg, g: cfg.Gateway, creds: creds, log: cfg.Logger, metrics: newMetrics(cfg.Gateway),
+	s := &server{cfg: cfg, g: cfg.Gateway, creds: creds, log: cfg.Logger, metrics: newMetrics(cfg.Gateway, cfg.Witnesses),
 		limits: limiters{rate: rate.Limit(cfg.RateLimit), burst: cfg.RateBurst}}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.requestID, s.recover, s.logRequests, s.slowClients, s.authn, s.rateLimit)
+	r.Use(s.requestID, s.recover, s.logRequests, s.slowClients, s.authn, s.rateLimit, s.refuseUnwitnessed)
 	r.NoRoute(func(c *gin.Context) { failCode(c, http.StatusNotFound, "not_found", "no such route", nil) })
 	r.NoMethod(func(c *gin.Context) {
 		failCode(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route", nil)
@@ -143,6 +154,8 @@ func (s *server) table() []route {
 		{"POST", "/v1/packets/:id/license", true, false, "upload the issued licence", s.license},
 		{"GET", "/v1/ledger/key", false, false, "the log's note verifier key", s.ledgerKey},
 		{"GET", "/v1/ledger/checkpoint", false, false, "a signed checkpoint covering every acknowledged entry", s.checkpoint},
+		{"GET", "/v1/ledger/tlog/checkpoint", !s.cfg.PublicTiles, false, "tlog-tiles: the checkpoint, as /v1/ledger/checkpoint", s.tlogCheckpoint},
+		{"GET", "/v1/ledger/tlog/tile/*tile", !s.cfg.PublicTiles, false, "tlog-tiles: a hash tile (<L>/<N>[.p/<W>]) or entry bundle (entries/<N>[.p/<W>])", s.tile},
 		{"GET", "/v1/ledger/entries/:seq", true, false, "one ledger entry", s.entry},
 		{"GET", "/v1/ledger/entries", true, false, "ledger entries of a packet, or a range", s.entries},
 		{"GET", "/v1/ledger/proofs/inclusion", true, false, "inclusion proof of an entry", s.inclusion},

@@ -17,7 +17,7 @@ func (s *server) ledgerKey(c *gin.Context) {
 }
 
 func (s *server) checkpoint(c *gin.Context) {
-	cp, err := s.g.Checkpoint()
+	cp, err := s.servedCheckpoint()
 	if err != nil {
 		fail(c, err)
 		return

@@ -240,6 +240,11 @@ func operations(cat *gateway.Catalog) map[string]schema {
 		"GET /v1/ledger/key": {"responses": with(errorAnswers(), schema{"200": answer("the log's note verifier key, one line", content("text/plain", str()))})},
 		"GET /v1/ledger/checkpoint": {"responses": with(errorAnswers(503), schema{"200": answer(
 			"a C2SP tlog-checkpoint in a signed note", content("text/plain", str()))})},
+		"GET /v1/ledger/tlog/checkpoint": {"responses": with(errorAnswers(401, 503), schema{"200": answer(
+			"the checkpoint with its cosignatures (short-lived cache)", content("text/plain", str()))})},
+		"GET /v1/ledger/tlog/tile/*tile": {"responses": with(errorAnswers(401, 404, 503), schema{"200": answer(
+			"C2SP tlog-tiles data: 32-byte hashes, or entries each as a big-endian uint16 length and its canonical bytes; full tiles are immutable",
+			content("application/octet-stream", binary()))})},
 		"GET /v1/ledger/entries/:seq": {"responses": with(errorAnswers(400, 401, 403, 404), schema{"200": answer("the entry", jsonBody(ref("Entry")))})},
 		"GET /v1/ledger/entries": {
 			"parameters": []schema{

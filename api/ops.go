@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tongban/gateway"
+	"tongban/ledger/cosign"
 )
 
 func (s *server) healthz(c *gin.Context) {
@@ -26,7 +27,11 @@ func (s *server) healthz(c *gin.Context) {
 func (s *server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c, 3*time.Second)
 	defer cancel()
-	if err := s.g.Ready(ctx); err != nil {
+	err := s.g.Ready(ctx)
+	if err == nil && s.cfg.Witnesses != nil {
+		err = s.cfg.Witnesses.Ready()
+	}
+	if err != nil {
 		c.Header("Retry-After", "5")
 		s.log.Warn("not ready", "request_id", requestID(c), "err", err)
 		body := gin.H{"status": "unavailable"}
@@ -56,7 +61,7 @@ type metrics struct {
 	verifyFailures atomic.Int64
 }
 
-func newMetrics(g *gateway.Gateway) *metrics {
+func newMetrics(g *gateway.Gateway, w *cosign.Gatherer) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tongban_http_requests_total", Help: "HTTP requests by route and status.",
@@ -78,6 +83,9 @@ func newMetrics(g *gateway.Gateway) *metrics {
 		counter("tongban_ledger_verify_failures_total", "Ledger verifications that found a fault.", &m.verifyFailures),
 		ledgerCollector{g},
 	)
+	if w != nil {
+		m.reg.MustRegister(witnessCollector{w})
+	}
 	return m
 }
 

@@ -114,7 +114,7 @@ func New(t testing.TB, o Options) *Env {
 	}
 	cfg := api.Config{Gateway: g, Credentials: append(creds, o.Credentials...), Logger: o.Logger,
 		MaxUploadBytes: o.MaxUploadBytes, RateLimit: o.RateLimit, RateBurst: o.RateBurst,
-		IdleTimeout: o.IdleTimeout, ClientCerts: o.ClientCerts}
+		IdleTimeout: o.IdleTimeout, ClientCerts: o.ClientCerts, Ledger: l}
 	if o.API != nil {
 		o.API(&cfg)
 	}

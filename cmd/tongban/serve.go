@@ -27,6 +27,7 @@ import (
 	"tongban/gateway"
 	"tongban/gateway/workday"
 	"tongban/ledger"
+	"tongban/ledger/cosign"
 	"tongban/storage"
 	fsstore "tongban/storage/fs"
 	"tongban/storage/s3"
@@ -46,6 +47,14 @@ type fileConfig struct {
 	// years the built-in holiday table does not know and local arrangements.
 	CalendarOverrides []workday.Override `json:"calendar_overrides,omitempty"`
 	calendar          *workday.Calendar  // built from CalendarOverrides by loadConfig
+	// Witnesses cosign the log's checkpoints; WitnessQuorum of them must
+	// (default: all). WitnessGrace is how long writes go on while the
+	// quorum is out of reach (a Go duration, default "10m").
+	Witnesses     []cosign.Witness `json:"witnesses,omitempty"`
+	WitnessQuorum *int             `json:"witness_quorum,omitempty"`
+	WitnessGrace  string           `json:"witness_grace,omitempty"`
+	// PublicTiles serves the tiles API (/v1/ledger/tlog/) without a token.
+	PublicTiles bool `json:"public_tiles,omitempty"`
 }
 
 type s3Config struct {
@@ -72,6 +81,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxUploads := fset.Int("max-uploads", 64, "uploads in progress at once; beyond, 503 with Retry-After (negative: no cap)")
 	maxUploadsEach := fset.Int("max-uploads-per-principal", 16, "uploads in progress at once per agency and role (negative: no cap)")
 	minRate := fset.Int64("min-upload-rate", 4<<10, "slowest request body accepted, bytes a second, after a 10 s grace (negative: none)")
+	var witnessFlags listFlag
+	fset.Var(&witnessFlags, "witness", "a witness as 'NAME URL VKEY' (repeatable; added to the config's)")
+	quorum := fset.Int("witness-quorum", -1, "how many witnesses must cosign (default: the config's, else all)")
+	grace := fset.Duration("witness-grace", 0, "how long writes go on while the quorum is out of reach (default: the config's, else 10m)")
+	publicTiles := fset.Bool("public-tiles", false, "serve the tiles API (/v1/ledger/tlog/) without a token")
 	pos, err := parseArgs(fset, args)
 	if err != nil {
 		return err
@@ -96,16 +110,37 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	for _, f := range witnessFlags {
+		w, err := cosign.ParseWitness(f)
+		if err != nil {
+			return usageError("--witness: %v", err)
+		}
+		cfg.Witnesses = append(cfg.Witnesses, w)
+	}
+	if *quorum >= 0 {
+		cfg.WitnessQuorum = quorum
+	}
+	if *grace > 0 {
+		cfg.WitnessGrace = grace.String()
+	}
+	witnesses, err := openWitnesses(ctx, *data, cfg, log)
+	if err != nil {
+		return err
+	}
 	g, l, closeAll, err := openGateway(ctx, *data, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	if witnesses != nil {
+		witnesses.SetLog(l)
+	}
 	warnUncoveredYears(log, cfg.calendar, time.Now())
 	h, err := api.New(api.Config{
 		Gateway: g, Credentials: cfg.Credentials, MaxUploadBytes: cfg.MaxUpload, Logger: log,
 		RateLimit: *rateLimit, ClientCerts: cfg.ClientCerts,
 		MaxUploads: *maxUploads, MaxUploadsPerPrincipal: *maxUploadsEach, MinUploadRate: *minRate,
+		Ledger: l, PublicTiles: cfg.PublicTiles || *publicTiles, Witnesses: witnesses,
 	})
 	if err != nil {
 		return err
@@ -148,6 +183,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopBG()
 	if *gcEvery > 0 {
 		background.Go(func() { g.RunGC(bg, *gcEvery, *gcGrace) })
+	}
+	if witnesses != nil {
+		background.Go(func() { witnesses.Run(bg) })
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -408,4 +446,46 @@ func demoCredentials(data string, agencies []gateway.Agency) ([]api.Credential, 
 		return nil, err
 	}
 	return creds, nil
+}
+
+// openWitnesses sets up the gathering of cosignatures when witnesses are
+// configured (nil otherwise), and before the ledger is opened for writing
+// checks its tree against what the witnesses cosigned: a rewritten or
+// rolled-back ledger is refused before it can sign a second history.
+func openWitnesses(ctx context.Context, data string, cfg fileConfig, log *slog.Logger) (*cosign.Gatherer, error) {
+	if len(cfg.Witnesses) == 0 {
+		if cfg.WitnessQuorum != nil && *cfg.WitnessQuorum > 0 {
+			return nil, fmt.Errorf("a witness quorum of %d without witnesses", *cfg.WitnessQuorum)
+		}
+		return nil, nil
+	}
+	q := len(cfg.Witnesses)
+	if cfg.WitnessQuorum != nil {
+		q = *cfg.WitnessQuorum
+	}
+	var grace time.Duration
+	if cfg.WitnessGrace != "" {
+		var err error
+		if grace, err = time.ParseDuration(cfg.WitnessGrace); err != nil || grace <= 0 {
+			return nil, fmt.Errorf("witness_grace %q: not a positive duration", cfg.WitnessGrace)
+		}
+	}
+	w, err := cosign.Open(cosign.Options{Witnesses: cfg.Witnesses, Quorum: q, Dir: data, Grace: grace, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(ledgerDir(data), "db")); err != nil {
+		return w, nil // a new ledger: nothing cosigned yet
+	}
+	// Read-only: closing it signs nothing, whatever the check finds.
+	ro, err := ledger.Open(ledger.Options{Dir: ledgerDir(data), Origin: cfg.Origin, ReadOnly: true, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	defer ro.Close()
+	if err := w.CheckStart(ctx, ro); err != nil {
+		return nil, err
+	}
+	log.Info("ledger consistent with its witnesses", "size", ro.Size(), "witnesses", len(cfg.Witnesses), "quorum", q)
+	return w, nil
 }
