@@ -59,6 +59,11 @@ type Config struct {
 	// Calendar counts working days for deadlines; nil: the built-in
 	// holiday table without overrides.
 	Calendar *workday.Calendar
+	// Cosigned, if set, returns the newest checkpoint cosigned by a quorum
+	// of the log's witnesses that covers the tree of the given size, with
+	// a consistency proof from that size to it; bundles carry both. It may
+	// wait (within ctx) for the witnesses to catch up.
+	Cosigned func(ctx context.Context, size int64) (signed []byte, proof []ledger.Hash, err error)
 }
 
 // Gateway runs the packet workflow. Its methods are safe for concurrent use.

@@ -245,12 +245,14 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kind := fs.String("material", "", "download one material of this kind instead of the bundle")
 	verify := fs.Bool("verify", false, "verify the bundle offline after download")
 	keyArg := fs.String("log-key", "", "the log's verifier key or a file holding it, for --verify")
+	var pf policyFlags
+	pf.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError("usage: tongban fetch ID [-o FILE] [--material KIND] [--verify --log-key KEY]")
+		return usageError("usage: tongban fetch ID [-o FILE] [--material KIND] [--verify --log-key KEY [--witness VKEY]... [--quorum K] [--state FILE]]")
 	}
 	if err := cf.check(); err != nil {
 		return err
@@ -266,6 +268,10 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if vkey, err = loadVerifierKey(*keyArg); err != nil {
 			return err
 		}
+	}
+	vo := verifyOpts{packet: pos[0], state: pf.state, prove: serverProver(&cf)}
+	if vo.witnesses, err = pf.policy(); err != nil {
+		return err
 	}
 	id := pos[0]
 	path := "/v1/packets/" + id + "/bundle"
@@ -322,7 +328,7 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "saved %s (%d bytes, sha256 %s)\n", *out, n, sum)
 	if *verify {
 		// A fetched bundle must be the packet asked for.
-		return verifyBundle(*out, vkey, verifyOpts{packet: id}, stdout)
+		return verifyBundle(ctx, *out, vkey, vo, stdout)
 	}
 	return nil
 }

@@ -127,7 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	g, l, closeAll, err := openGateway(ctx, *data, cfg, log)
+	g, l, closeAll, err := openGateway(ctx, *data, cfg, log, witnesses)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func loadConfig(path string) (fileConfig, bool, error) {
 
 // openGateway opens the object store, the ledger and the gateway over data.
 // closeAll closes them in the right order: gateway, then ledger.
-func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
+func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger, witnesses *cosign.Gatherer) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
 	store, err := openStore(ctx, data, cfg.Storage)
 	if err != nil {
 		return nil, nil, nil, err
@@ -276,7 +276,7 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	g, err = gateway.New(ctx, gateway.Config{
 		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
 		StateDir: filepath.Join(data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
-		Calendar: cfg.calendar,
+		Calendar: cfg.calendar, Cosigned: cosignedFor(witnesses),
 	})
 	if err != nil {
 		l.Close()
@@ -313,7 +313,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(filepath.Join(ledgerDir(*data), "db")); err != nil {
 		return fmt.Errorf("no ledger in %s: %w", *data, err)
 	}
-	g, _, closeAll, err := openGateway(ctx, *data, cfg, log)
+	g, _, closeAll, err := openGateway(ctx, *data, cfg, log, nil)
 	if errors.Is(err, ledger.ErrLocked) {
 		return fmt.Errorf("%w: stop the gateway first (it collects garbage by itself every --gc-interval)", err)
 	}
@@ -488,4 +488,26 @@ func openWitnesses(ctx context.Context, data string, cfg fileConfig, log *slog.L
 	}
 	log.Info("ledger consistent with its witnesses", "size", ro.Size(), "witnesses", len(cfg.Witnesses), "quorum", q)
 	return w, nil
+}
+
+// cosignedFor lets bundles carry the newest cosigned checkpoint covering
+// their tree, waiting for the witnesses to cosign it if need be.
+func cosignedFor(w *cosign.Gatherer) func(context.Context, int64) ([]byte, []ledger.Hash, error) {
+	if w == nil {
+		return nil
+	}
+	return func(ctx context.Context, size int64) ([]byte, []ledger.Hash, error) {
+		for {
+			w.Checkpoint() // wakes the witnesses for a new tree
+			signed, proof, err := w.CosignedProof(size)
+			if err == nil {
+				return signed, proof, nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil, nil, fmt.Errorf("%w (waited: %v)", err, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 }
