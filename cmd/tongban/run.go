@@ -28,6 +28,7 @@ func commands() map[string]command {
 		"health": {"health [--server URL]    exit 0 when the gateway is ready (for container health checks)", runHealth},
 		"token":  {"token new --agency ID --role ROLE    mint a bearer token and its credential line", runToken},
 
+		"mirror":  {"mirror --server URL --log-key KEY --dir DIR [--witness VKEY]... [--follow] | mirror verify --dir DIR --log-key KEY    keep a verified copy of the ledger", runMirror},
 		"witness": {"witness serve --addr A --data DIR --log VKEY... | witness key --data DIR    cosign a log's checkpoints (C2SP tlog-witness)", runWitness},
 
 		"inbox":      {"inbox [--outbox] [--status S] [--json]    list the packets sent to (or by) your agency, soonest deadline first", runInbox},
