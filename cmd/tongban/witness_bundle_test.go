@@ -104,4 +104,30 @@ func TestBundleWitnessPolicy(t *testing.T) {
 	if code, out = verify(write("forked.zip", forked)); code != 1 || !strings.Contains(out, "ALTERED") || !strings.Contains(out, "fork") {
 		t.Fatalf("verify with a failing consistency proof: %d\n%s", code, out)
 	}
+
+	// ledger verify against the witnesses: trust from outside the
+	// directory. A rewritten history that ledger verify alone accepts is
+	// refused.
+	gw.cmd.Process.Signal(os.Interrupt)
+	gw.cmd.Wait()
+	lv := func(args ...string) (int, string) {
+		code, out, errOut := tongban(t, nil, append([]string{"ledger", "verify", "--data", data, "--log-key", logKey}, args...)...)
+		return code, out + errOut
+	}
+	if code, out = lv("--witness", ws[0].vkey, "--witness", ws[1].vkey); code != 0 || !strings.Contains(out, "the ledger extends it") {
+		t.Fatalf("ledger verify with the witnesses: %d\n%s", code, out)
+	}
+	if code, out = lv("--witness", idle); code != 3 {
+		t.Fatalf("ledger verify with an idle witness: %d\n%s", code, out)
+	}
+	if code, out = lv("--log-key", otherKey(t)); code != 3 {
+		t.Fatalf("ledger verify with another log key: %d\n%s", code, out)
+	}
+	forgeLedger(t, data, 0, 0)
+	if code, out = lv(); code != 0 || !strings.Contains(out, "NOT checked against witnesses") {
+		t.Fatalf("ledger verify of the rewritten ledger, without witnesses: %d\n%s", code, out)
+	}
+	if code, out = lv("--witness", ws[0].vkey, "--witness", ws[1].vkey); code != 1 || !strings.Contains(out, "its history was rewritten") {
+		t.Fatalf("ledger verify of the rewritten ledger with the witnesses: %d\n%s", code, out)
+	}
 }
