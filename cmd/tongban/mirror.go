@@ -373,21 +373,27 @@ func (f *mirrorFollower) round(ctx context.Context) error {
 	start, prev := m.n, m.prev
 	var raws [][]byte
 	var added []*format.Entry
-	for n := start / torchwood.TileWidth; n*torchwood.TileWidth < cp.Size; n++ {
-		w := min(cp.Size-n*torchwood.TileWidth, torchwood.TileWidth)
-		data, err := f.get(ctx, torchwood.TilePath(tlog.Tile{H: torchwood.TileHeight, L: -1, N: n, W: int(w)}))
-		if err != nil {
-			m.rollback(start, prev)
-			return err
+	bctx, stop := context.WithCancel(ctx)
+	bundles := f.entryBundles(bctx, start, cp.Size)
+	defer func() { // on an early return: stop fetching, let the fetchers end
+		stop()
+		for range bundles {
 		}
-		for i := int64(0); i < w; i++ {
+	}()
+	for b := range bundles {
+		if b.err != nil {
+			m.rollback(start, prev)
+			return b.err
+		}
+		data := b.data
+		for i := int64(0); i < b.w; i++ {
 			raw, rest, err := torchwood.ReadTileEntry(data)
 			if err != nil {
 				m.rollback(start, prev)
-				return exitError{code: 1, msg: fmt.Sprintf("entry bundle %d: %v", n, err)}
+				return exitError{code: 1, msg: fmt.Sprintf("entry bundle %d: %v", b.n, err)}
 			}
 			data = rest
-			if n*torchwood.TileWidth+i < start {
+			if b.n*torchwood.TileWidth+i < start {
 				continue
 			}
 			e, err := m.add(raw)
@@ -400,7 +406,7 @@ func (f *mirrorFollower) round(ctx context.Context) error {
 		}
 		if len(data) != 0 {
 			m.rollback(start, prev)
-			return exitError{code: 1, msg: fmt.Sprintf("entry bundle %d holds more than its %d entries", n, w)}
+			return exitError{code: 1, msg: fmt.Sprintf("entry bundle %d holds more than its %d entries", b.n, b.w)}
 		}
 	}
 	if err := m.checkRoot(cp); err != nil {
@@ -416,6 +422,58 @@ func (f *mirrorFollower) round(ctx context.Context) error {
 	}
 	fmt.Fprintf(f.out, "mirrored %d new entries: %d verified entries of %s, root %s\n", len(raws), cp.Size, cp.Origin, cp.Root)
 	return nil
+}
+
+// entryBundle is one fetched entry bundle: tile n, of width w.
+type entryBundle struct {
+	n, w int64
+	data []byte
+	err  error
+}
+
+// fetchAhead is how many entry bundles are fetched while one is verified.
+const fetchAhead = 4
+
+// entryBundles fetches the entry bundles that hold entries from..size-1,
+// a few at a time, and delivers them in order. It stops after an error
+// (delivered last) or when ctx ends; the caller must drain the channel,
+// or cancel ctx and drain it.
+func (f *mirrorFollower) entryBundles(ctx context.Context, from, size int64) <-chan entryBundle {
+	ctx, cancel := context.WithCancel(ctx)
+	futures := make(chan chan entryBundle, fetchAhead)
+	go func() {
+		defer close(futures)
+		for n := from / torchwood.TileWidth; n*torchwood.TileWidth < size; n++ {
+			w := min(size-n*torchwood.TileWidth, torchwood.TileWidth)
+			c := make(chan entryBundle, 1)
+			select {
+			case futures <- c:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				data, err := f.get(ctx, torchwood.TilePath(tlog.Tile{H: torchwood.TileHeight, L: -1, N: n, W: int(w)}))
+				c <- entryBundle{n: n, w: w, data: data, err: err}
+			}()
+		}
+	}()
+	out := make(chan entryBundle)
+	go func() {
+		defer close(out)
+		defer cancel()
+		for c := range futures {
+			b := <-c
+			out <- b
+			if b.err != nil {
+				for c := range futures { // let the fetches in flight end
+					cancel()
+					<-c
+				}
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // bad reports entries that do not match the server's own signed tree,
