@@ -18,9 +18,9 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"ledger": {"ledger verify --data DIR    check a stopped gateway's ledger offline", runLedger},
+		"ledger": {"ledger verify --data DIR [--log-key KEY] [--witness VKEY]...    check a stopped gateway's ledger offline", runLedger},
 		"serve":  {"serve [--addr A] [--data DIR] [--config FILE]    run the gateway", runServe},
-		"verify": {"verify BUNDLE.zip --log-key KEY [--json]    check a downloaded bundle offline", runVerify},
+		"verify": {"verify BUNDLE.zip --log-key KEY [--witness VKEY]... [--quorum K] [--json]    check a downloaded bundle offline", runVerify},
 		"submit": {"submit --server URL [--manifest FILE | --item ...] KIND=FILE...    upload a packet", runSubmit},
 		"fetch":  {"fetch ID -o FILE [--material KIND] [--verify --log-key KEY]    download a bundle or a material", runFetch},
 		"keygen": {"keygen [--origin O] [--out FILE]    make a checkpoint signing key", runKeygen},
