@@ -69,10 +69,20 @@ func runMirror(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "holding %d verified entries of %s (root %s)\n", m.cp.Size, m.cp.Origin, m.cp.Root)
 	}
 	f := &mirrorFollower{m: m, cf: &cf, policy: policy, agency: *agency, follow: *follow, out: stdout}
-	for {
+	for attempt := 1; ; attempt++ {
+		f.belowQuorum = false
 		err := f.round(ctx)
 		var ee exitError
 		switch {
+		case f.belowQuorum && attempt < quorumWaits:
+			// Right after a write the served checkpoint may not carry the
+			// quorum yet: give the witnesses a moment.
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Second):
+			}
+			continue
 		case err == nil:
 		case errors.As(err, &ee) || !*follow:
 			return err
@@ -296,6 +306,10 @@ func (m *mirrorStore) commit(raws [][]byte, signed []byte, cp format.Checkpoint)
 	return nil
 }
 
+// quorumWaits is how many rounds a one-shot mirror tries while the
+// served checkpoint lacks the quorum of cosignatures.
+const quorumWaits = 15
+
 // mirrorFollower brings a mirror up to a gateway's newest checkpoint.
 type mirrorFollower struct {
 	m      *mirrorStore
@@ -305,7 +319,8 @@ type mirrorFollower struct {
 	follow bool
 	out    io.Writer
 
-	packets map[string][2]string // packet -> origin, destination (for --agency)
+	packets     map[string][2]string // packet -> origin, destination (for --agency)
+	belowQuorum bool                 // the last round's checkpoint lacked the quorum
 }
 
 // round fetches the newest checkpoint and, if it is newer, the entries up
@@ -324,6 +339,7 @@ func (f *mirrorFollower) round(ctx context.Context) error {
 	if f.policy != nil {
 		if _, err := f.policy.Check(signed); err != nil {
 			if cp.Size > m.cp.Size && !f.follow {
+				f.belowQuorum = true
 				return exitError{code: 3, msg: fmt.Sprintf("UNVERIFIABLE: the server's checkpoint (size %d): %v", cp.Size, err)}
 			}
 			if cp.Size > m.cp.Size {

@@ -105,6 +105,22 @@ func TestBundleWitnessPolicy(t *testing.T) {
 		t.Fatalf("verify with a failing consistency proof: %d\n%s", code, out)
 	}
 
+	// A mirror under the same policy advances to the cosigned checkpoint;
+	// under one the witnesses cannot meet it is UNVERIFIABLE and holds nothing.
+	mirror := func(dir string, args ...string) (int, string) {
+		code, out, errOut := tongban(t, nil, append([]string{"mirror", "--server", gw.url, "--token", gw.tokens["yrd-audit:auditor"],
+			"--log-key", logKey, "--dir", dir}, args...)...)
+		return code, out + errOut
+	}
+	if code, out = mirror(filepath.Join(dir, "m1"), "--witness", ws[0].vkey, "--witness", ws[1].vkey); code != 0 || !strings.Contains(out, "verified entries") {
+		t.Fatalf("mirror with the witness policy: %d\n%s", code, out)
+	}
+	if code, out = mirror(filepath.Join(dir, "m2"), "--witness", idle); code != 3 || !strings.Contains(out, "UNVERIFIABLE") {
+		t.Fatalf("mirror with an idle witness: %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "m2", "checkpoint")); err == nil {
+		t.Fatal("a mirror kept a checkpoint it could not verify")
+	}
 	// ledger verify against the witnesses: trust from outside the
 	// directory. A rewritten history that ledger verify alone accepts is
 	// refused.
