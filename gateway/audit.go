@@ -18,11 +18,7 @@ import (
 type InclusionProof = bundle.InclusionProof
 
 // ConsistencyProof proves the tree of size From is a prefix of size To.
-type ConsistencyProof struct {
-	From   int64         `json:"from"`
-	To     int64         `json:"to"`
-	Hashes []ledger.Hash `json:"hashes"`
-}
+type ConsistencyProof = bundle.ConsistencyProof
 
 // LedgerKey returns the log's note verifier key.
 func (g *Gateway) LedgerKey() string { return g.cfg.Ledger.VerifierKey() }

@@ -10,9 +10,11 @@ import (
 	"hash/crc32"
 	"io"
 	"strconv"
+	"time"
 
 	"tongban/gateway/bundle"
 	"tongban/ledger"
+	"tongban/ledger/format"
 	"tongban/storage"
 )
 
@@ -165,6 +167,25 @@ func (g *Gateway) WriteBundle(ctx context.Context, who Principal, id string, w i
 			p = cur
 		}
 	}
+	if g.cfg.Cosigned != nil {
+		// Outside the lock: the witnesses may take a moment to cosign the
+		// tree that holds the download entry. Without them the bundle is
+		// still complete, only not witnessed, and verifiers say so.
+		size := snap.entries[len(snap.entries)-1].Seq + 1
+		wctx, cancel := context.WithTimeout(ctx, cosignWait)
+		signed, proof, err := g.cfg.Cosigned(wctx, size)
+		cancel()
+		if err != nil {
+			g.log.Warn("bundle without a cosigned checkpoint", "packet", id, "size", size, "err", err)
+		} else {
+			var to int64
+			if cp, err := format.ParseCheckpoint(checkpointText(signed)); err == nil {
+				to = cp.Size
+			}
+			snap.cosigned = signed
+			snap.consistency = mustJSON(ConsistencyProof{From: size, To: to, Hashes: proof})
+		}
+	}
 	return g.streamBundle(ctx, snap, w)
 }
 
@@ -192,6 +213,17 @@ func (g *Gateway) bundleApplicant(ctx context.Context, who Principal, p *Packet,
 	return d, nil
 }
 
+// cosignWait bounds how long a bundle download waits for the witnesses.
+const cosignWait = 10 * time.Second
+
+// checkpointText is the text of a signed note, up to its blank line.
+func checkpointText(signed []byte) []byte {
+	if i := bytes.Index(signed, []byte("\n\n")); i >= 0 {
+		return signed[:i+1]
+	}
+	return signed
+}
+
 // bundleSnapshot is a packet's bundle as of its download entry: everything
 // but the objects' bytes.
 type bundleSnapshot struct {
@@ -201,6 +233,10 @@ type bundleSnapshot struct {
 	entries   []*ledger.Record
 	proofs    [][]byte
 	signed    []byte
+	// cosigned and consistency, when the log has witnesses: the newest
+	// checkpoint with a quorum of cosignatures covering the download entry,
+	// and a proof that the exact-size checkpoint is a prefix of it.
+	cosigned, consistency []byte
 }
 
 func objectsOf(p *Packet) []MaterialRef {
@@ -349,6 +385,14 @@ func (g *Gateway) streamBundle(ctx context.Context, s *bundleSnapshot, w io.Writ
 	}
 	if err := addBytes(bundle.Checkpoint, s.signed); err != nil {
 		return err
+	}
+	if s.cosigned != nil {
+		if err := addBytes(bundle.Cosigned, s.cosigned); err != nil {
+			return err
+		}
+		if err := addBytes(bundle.Consistency, s.consistency); err != nil {
+			return err
+		}
 	}
 	return zw.Close()
 }

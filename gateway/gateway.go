@@ -65,6 +65,11 @@ type Config struct {
 	// stored file and manifest also gets an SM3 digest, from the same
 	// pass as its SHA-256, recorded beside it in the ledger and manifest.
 	SM3 bool
+	// Cosigned, if set, returns the newest checkpoint cosigned by a quorum
+	// of the log's witnesses that covers the tree of the given size, with
+	// a consistency proof from that size to it; bundles carry both. It may
+	// wait (within ctx) for the witnesses to catch up.
+	Cosigned func(ctx context.Context, size int64) (signed []byte, proof []ledger.Hash, err error)
 }
 
 // Gateway runs the packet workflow. Its methods are safe for concurrent use.

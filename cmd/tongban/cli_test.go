@@ -58,7 +58,15 @@ func tongbanBin(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	// Clients remember checkpoints under the user's config directory: keep
+	// the tests' memories out of the real one.
+	cfg, err := os.MkdirTemp("", "tongban-config-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CONFIG_HOME", cfg)
 	code := m.Run()
+	os.RemoveAll(cfg)
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}

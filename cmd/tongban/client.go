@@ -246,12 +246,14 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	verify := fs.Bool("verify", false, "verify the bundle offline after download")
 	keyArg := fs.String("log-key", "", "the log's verifier key or a file holding it, for --verify")
 	sm2Arg := fs.String("sm2-key", "", "gm profile: the log's SM2 verifier key or a file holding it, required with --verify")
+	var pf policyFlags
+	pf.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError("usage: tongban fetch ID [-o FILE] [--material KIND] [--verify --log-key KEY]")
+		return usageError("usage: tongban fetch ID [-o FILE] [--material KIND] [--verify --log-key KEY [--sm2-key KEY] [--witness VKEY]... [--quorum K] [--state FILE]]")
 	}
 	if err := cf.check(); err != nil {
 		return err
@@ -268,11 +270,14 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	var sm2Key string
+	vo := verifyOpts{packet: pos[0], state: pf.state, prove: serverProver(&cf)}
 	if *sm2Arg != "" {
-		if sm2Key, err = loadSM2VerifierKey(*sm2Arg); err != nil {
+		if vo.sm2Key, err = loadSM2VerifierKey(*sm2Arg); err != nil {
 			return err
 		}
+	}
+	if vo.witnesses, err = pf.policy(); err != nil {
+		return err
 	}
 	id := pos[0]
 	path := "/v1/packets/" + id + "/bundle"
@@ -329,7 +334,7 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "saved %s (%d bytes, sha256 %s)\n", *out, n, sum)
 	if *verify {
 		// A fetched bundle must be the packet asked for.
-		return verifyBundle(*out, vkey, verifyOpts{packet: id, sm2Key: sm2Key}, stdout)
+		return verifyBundle(ctx, *out, vkey, vo, stdout)
 	}
 	return nil
 }

@@ -2,22 +2,26 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"tongban/ledger"
 	"tongban/ledger/format"
+	"tongban/ledger/witness"
 )
 
 // ledgerDir is where the gateway keeps its ledger inside --data.
 func ledgerDir(data string) string { return filepath.Join(data, "ledger") }
 
 func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: tongban ledger verify --data DIR [--log-key KEY]"
+	const usage = "usage: tongban ledger verify --data DIR [--log-key KEY] [--from FILE] [--witness VKEY]... [--quorum K]"
 	if len(args) == 0 || args[0] != "verify" {
 		return usageError(usage)
 	}
@@ -25,6 +29,8 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	data := fs.String("data", "data", "the gateway's data directory")
 	keyArg := fs.String("log-key", "", "the log's verifier key, or a file holding it, obtained apart from DIR")
 	from := fs.String("from", "", "a signed checkpoint FILE of this log, trusted: check the tree against it and only the entries after it")
+	var pf policyFlags
+	pf.register(fs)
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -37,6 +43,10 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if trusted, err = loadVerifierKey(*keyArg); err != nil {
 			return usageError("%v", err)
 		}
+	}
+	policy, err := pf.policy()
+	if err != nil {
+		return err
 	}
 	dir := ledgerDir(*data)
 	l, err := ledger.Open(ledger.Options{Dir: dir, ReadOnly: true})
@@ -99,7 +109,70 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "result   FAILED: %d entries not in canonical form; first: seq %d: %v\n", bad, first.seq, first.err)
 		return exitError{code: 1, msg: fmt.Sprintf("ledger verification failed: seq %d is not canonical: %v", first.seq, first.err)}
 	}
-	fmt.Fprintf(stdout, "canonical every entry and payload\nresult   OK\n")
+	fmt.Fprintf(stdout, "canonical every entry and payload\n")
+	if policy == nil {
+		fmt.Fprintf(stdout, "trust    NOT checked against witnesses (give --witness)\nresult   OK\n")
+		return nil
+	}
+	if err := checkWitnessed(*data, l.VerifierKey(), policy, l, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "result   OK\n")
+	return nil
+}
+
+// checkWitnessed holds the ledger to the newest checkpoint in the data
+// directory's cosign.json that the trusted witnesses cosigned: the trust
+// comes from outside the directory (the log key and the witnesses' keys),
+// so a rewritten ledger with a re-signed tree does not pass.
+func checkWitnessed(data, vkey string, policy *witness.Policy, l *ledger.Ledger, stdout io.Writer) error {
+	b, err := os.ReadFile(filepath.Join(data, "cosign.json"))
+	if err != nil {
+		return exitError{code: 3, msg: fmt.Sprintf("UNVERIFIABLE: no cosigned checkpoint to check against: %v", err)}
+	}
+	var st struct {
+		Quorum string `json:"quorum_checkpoint"`
+		Latest string `json:"latest_checkpoint"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return exitError{code: 3, msg: fmt.Sprintf("UNVERIFIABLE: cosign.json: %v", err)}
+	}
+	var best format.Checkpoint
+	var res witness.Result
+	var why []string
+	for _, s := range []string{st.Quorum, st.Latest} {
+		if s == "" {
+			continue
+		}
+		cp, err := format.OpenCheckpoint([]byte(s), vkey)
+		if err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		r, err := policy.Check([]byte(s))
+		if err != nil {
+			why = append(why, fmt.Sprintf("size %d: %v", cp.Size, err))
+			continue
+		}
+		if cp.Size >= best.Size {
+			best, res = cp, r
+		}
+	}
+	if best.Origin == "" {
+		return exitError{code: 3, msg: fmt.Sprintf("UNVERIFIABLE: cosign.json holds no checkpoint signed by the log key and cosigned by a quorum of the witnesses given (%s)", strings.Join(why, "; "))}
+	}
+	if best.Size > l.Size() {
+		return exitError{code: 1, msg: fmt.Sprintf("ALTERED: the witnesses cosigned tree size %d (root %s), the ledger holds only %d entries", best.Size, best.Root, l.Size())}
+	}
+	root, err := l.TreeHash(best.Size)
+	if err != nil {
+		return err
+	}
+	if root != best.Root {
+		return exitError{code: 1, msg: fmt.Sprintf("ALTERED: the witnesses cosigned tree size %d with root %s, the ledger's tree of that size has root %s: its history was rewritten", best.Size, best.Root, root)}
+	}
+	fmt.Fprintf(stdout, "witnessed %d of the trusted witnesses cosigned size %d (quorum %d), no later than %s; the ledger extends it\n",
+		len(res.Valid), best.Size, policy.Quorum(), res.NoLaterThan.Format(time.RFC3339))
 	return nil
 }
 

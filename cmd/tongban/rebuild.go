@@ -52,7 +52,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *check {
 		// The views as a restart leaves them, kept aside to compare.
-		_, _, closeAll, err := openGateway(ctx, *data, cfg, log, false)
+		_, _, closeAll, err := openGateway(ctx, *data, cfg, log, false, nil)
 		if err != nil {
 			return err
 		}
@@ -66,7 +66,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	start := time.Now()
-	_, _, closeAll, err := openGateway(ctx, *data, cfg, log, false) // views from nothing: the whole ledger, streamed
+	_, _, closeAll, err := openGateway(ctx, *data, cfg, log, false, nil) // views from nothing: the whole ledger, streamed
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,10 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"ledger":  {"ledger verify --data DIR [--log-key KEY]    check a stopped gateway's ledger offline", runLedger},
+		"ledger":  {"ledger verify --data DIR [--log-key KEY] [--witness VKEY]...    check a stopped gateway's ledger offline", runLedger},
 		"serve":   {"serve [--addr A] [--data DIR] [--config FILE]    run the gateway", runServe},
 		"receipt": {"receipt verify FILE --log-key KEY [--packet ID] [--witness VKEY]... [--quorum K] [--json]    check a write's receipt offline", runReceipt},
-		"verify":  {"verify BUNDLE.zip --log-key KEY [--sm2-key KEY] [--json]    check a downloaded bundle offline", runVerify},
+		"verify":  {"verify BUNDLE.zip --log-key KEY [--sm2-key KEY] [--witness VKEY]... [--quorum K] [--json]    check a downloaded bundle offline", runVerify},
 		"submit":  {"submit --server URL [--manifest FILE | --item ...] KIND=FILE...    upload a packet", runSubmit},
 		"fetch":   {"fetch ID -o FILE [--material KIND] [--verify --log-key KEY]    download a bundle or a material", runFetch},
 		"keygen":  {"keygen [--sm2] [--origin O] [--out FILE]    make a checkpoint signing key (--sm2: the gm profile's SM2 key)", runKeygen},
@@ -31,6 +31,7 @@ func commands() map[string]command {
 		"devgen":  {"", runDevgen}, // hidden: generated packets, for measurements
 		"token":   {"token new --agency ID --role ROLE    mint a bearer token and its credential line", runToken},
 
+		"mirror":  {"mirror --server URL --log-key KEY --dir DIR [--witness VKEY]... [--follow] | mirror verify --dir DIR --log-key KEY    keep a verified copy of the ledger", runMirror},
 		"witness": {"witness serve --addr A --data DIR --log VKEY... | witness key --data DIR    cosign a log's checkpoints (C2SP tlog-witness)", runWitness},
 
 		"inbox":      {"inbox [--outbox] [--status S] [--json]    list the packets sent to (or by) your agency, soonest deadline first", runInbox},

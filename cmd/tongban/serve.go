@@ -137,7 +137,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	g, l, closeAll, err := openGateway(ctx, *data, cfg, log, true)
+	g, l, closeAll, err := openGateway(ctx, *data, cfg, log, true, witnesses)
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func loadConfig(path string) (fileConfig, bool, error) {
 // openGateway opens the object store, the ledger and the gateway over data;
 // with background, the views catch up with the ledger after it returns.
 // closeAll closes them in the right order: gateway, then ledger.
-func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger, background bool) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
+func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger, background bool, witnesses *cosign.Gatherer) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
 	store, err := openStore(ctx, data, cfg.Storage)
 	if err != nil {
 		return nil, nil, nil, err
@@ -299,6 +299,7 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
 		StateDir: filepath.Join(data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
 		Calendar: cfg.calendar, RecoverInBackground: background, SM3: cfg.CryptoProfile == profileGM,
+		Cosigned: cosignedFor(witnesses),
 	})
 	if err != nil {
 		l.Close()
@@ -346,7 +347,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, _, closeAll, err := openGateway(ctx, *data, cfg, log, false)
+	g, _, closeAll, err := openGateway(ctx, *data, cfg, log, false, nil)
 	if errors.Is(err, ledger.ErrLocked) {
 		return fmt.Errorf("%w: stop the gateway first (it collects garbage by itself every --gc-interval)", err)
 	}
@@ -501,4 +502,26 @@ func openWitnesses(ctx context.Context, data string, cfg fileConfig, log *slog.L
 	}
 	log.Info("ledger consistent with its witnesses", "size", ro.Size(), "witnesses", len(cfg.Witnesses), "quorum", q)
 	return w, nil
+}
+
+// cosignedFor lets bundles carry the newest cosigned checkpoint covering
+// their tree, waiting for the witnesses to cosign it if need be.
+func cosignedFor(w *cosign.Gatherer) func(context.Context, int64) ([]byte, []ledger.Hash, error) {
+	if w == nil {
+		return nil
+	}
+	return func(ctx context.Context, size int64) ([]byte, []ledger.Hash, error) {
+		for {
+			w.Checkpoint() // wakes the witnesses for a new tree
+			signed, proof, err := w.CosignedProof(size)
+			if err == nil {
+				return signed, proof, nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil, nil, fmt.Errorf("%w (waited: %v)", err, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 }

@@ -11,6 +11,9 @@
 //	evidence/entries/<seq>.json the packet's ledger entries, canonical bytes
 //	evidence/proofs/<seq>.json  an inclusion proof of each into the checkpoint
 //	evidence/checkpoint         the signed checkpoint (C2SP signed note)
+//	evidence/cosigned-checkpoint the newest checkpoint a quorum of witnesses
+//	                            cosigned, when the log has witnesses
+//	evidence/consistency.json   a proof that the first is a prefix of it
 package bundle
 
 import (
@@ -31,6 +34,7 @@ import (
 
 	"tongban/ledger/format"
 	"tongban/ledger/gmnote"
+	"tongban/ledger/witness"
 )
 
 // Paths inside a bundle.
@@ -42,6 +46,9 @@ const (
 	Entries    = "evidence/entries/"
 	Proofs     = "evidence/proofs/"
 	Checkpoint = "evidence/checkpoint"
+	// Cosigned and Consistency are present when the log has witnesses.
+	Cosigned    = "evidence/cosigned-checkpoint"
+	Consistency = "evidence/consistency.json"
 )
 
 // Verdicts, from best to worst.
@@ -63,6 +70,14 @@ const (
 type InclusionProof struct {
 	Seq    int64         `json:"seq"`
 	Size   int64         `json:"size"`
+	Hashes []format.Hash `json:"hashes"`
+}
+
+// ConsistencyProof proves the tree of size From is a prefix of the tree of
+// size To, as served and bundled.
+type ConsistencyProof struct {
+	From   int64         `json:"from"`
+	To     int64         `json:"to"`
 	Hashes []format.Hash `json:"hashes"`
 }
 
@@ -94,9 +109,38 @@ type Report struct {
 	Packet     string            `json:"packet,omitempty"`
 	Summary    *Summary          `json:"summary,omitempty"`
 	Checkpoint format.Checkpoint `json:"checkpoint"`
-	Checks     []Check           `json:"checks"`
+	// Witnessed says what the witnesses vouch for (nil when the bundle
+	// could not be read that far).
+	Witnessed *Witnessed `json:"witnessed,omitempty"`
+	Checks    []Check    `json:"checks"`
 
-	files []verified // what Extract may write, once the verdict is INTACT
+	files    []verified // what Extract may write, once the verdict is INTACT
+	signed   []byte     // the exact-size checkpoint, as signed
+	cosigned []byte     // the cosigned checkpoint, once it checked out
+	proof    *ConsistencyProof
+}
+
+// Witnessed is what a bundle's cosigned checkpoint and the verifier's
+// witness policy establish.
+type Witnessed struct {
+	// Checked is false when no witness policy was given: the cosignatures,
+	// if any, were not checked.
+	Checked bool `json:"checked"`
+	// Checkpoint is the cosigned checkpoint the bundle's tree is proven
+	// into (absent when the bundle carries none).
+	Checkpoint *format.Checkpoint    `json:"checkpoint,omitempty"`
+	Quorum     int                   `json:"quorum"`
+	Valid      []witness.Cosignature `json:"cosignatures,omitempty"`
+	// NoLaterThan is when a quorum of witnesses had seen the tree that
+	// holds the download: the bundle's trusted "no later than" time.
+	NoLaterThan *time.Time `json:"no_later_than,omitempty"`
+}
+
+// Signed returns the bundle's exact-size checkpoint and, if it carries one
+// consistent with it, its cosigned checkpoint, as signed notes (nil when
+// absent or not verified), with the proof that ties them.
+func (r *Report) Signed() (exact, cosigned []byte, proof *ConsistencyProof) {
+	return r.signed, r.cosigned, r.proof
 }
 
 // verified is a file whose bytes hash to what the ledger or the key vouch for.
@@ -169,6 +213,10 @@ type Options struct {
 	// ledger/gmnote): the checkpoint must also carry a valid SM2 line by
 	// it, or the bundle is UNVERIFIABLE with the trust given.
 	SM2Key string
+	// Witnesses, if set, must have cosigned the tree that holds the
+	// download: with fewer valid cosignatures than its quorum the bundle
+	// is UNVERIFIABLE.
+	Witnesses *witness.Policy
 }
 
 // Limits on what a bundle may hold, against hostile archives.
@@ -221,11 +269,15 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 		return rep.finish()
 	}
 	rep.Checkpoint = cp
+	rep.signed = signed
 	rep.pass("signature", "checkpoint of %s, size %d, signed by the log key", cp.Origin, cp.Size)
 	if o.SM2Key != "" {
 		rep.pass("signature (SM2)", "checkpoint also signed by the log's SM2 key")
 	}
 	rep.files = append(rep.files, verified{*files[Checkpoint], hexSHA256(signed)})
+	if !checkWitnessed(rep, r, files, cp, signed, o) {
+		return rep.finish()
+	}
 
 	// 2. Entries, each proven into the checkpoint.
 	entries := map[int64]*entryFile{}
@@ -562,7 +614,7 @@ func checkFiles(rep *Report, r io.ReaderAt, files map[string]*record, entries ma
 	}
 	for name, rec := range files {
 		switch {
-		case expected[name], name == Manifest, name == Checkpoint, rec.dir(),
+		case expected[name], name == Manifest, name == Checkpoint, name == Cosigned, name == Consistency, rec.dir(),
 			strings.HasPrefix(name, Entries), strings.HasPrefix(name, Proofs):
 		case name == Applicant: // checkApplicant has judged it
 		case strings.HasPrefix(name, License) && v.licence == nil:
@@ -696,4 +748,85 @@ func sm3Also(b []byte, want string) string {
 func hexSHA256(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// checkWitnessed checks the cosigned checkpoint and the consistency proof
+// from the bundle's exact-size checkpoint to it, then the witness policy.
+// A proof that fails between two checkpoints the log signed is a fork
+// (ALTERED, naming both); too few cosignatures is UNVERIFIABLE. It returns
+// false when the rest of the bundle need not be checked.
+func checkWitnessed(rep *Report, r io.ReaderAt, files map[string]*record, cp format.Checkpoint, signed []byte, o Options) bool {
+	w := &Witnessed{Checked: o.Witnesses != nil}
+	rep.Witnessed = w
+	if o.Witnesses != nil {
+		w.Quorum = o.Witnesses.Quorum()
+	}
+	note := signed // what the policy is checked on
+	if files[Cosigned] == nil && files[Consistency] != nil {
+		rep.missing(Consistency, "a consistency proof without the cosigned checkpoint it leads to")
+	}
+	if files[Cosigned] != nil {
+		cs, err := readSmall(r, files[Cosigned])
+		if err != nil {
+			rep.fail(Cosigned, "%v", err)
+			return true
+		}
+		ccp, fault, err := openCheckpoint(cs, o.Key, o.SM2Key)
+		if err != nil {
+			rep.failAs(fault, Cosigned, "%v", err)
+			return true
+		}
+		pb, err := readSmall(r, files[Consistency])
+		if err != nil {
+			rep.missing(Consistency, "%v: the cosigned checkpoint cannot be tied to the bundle's", err)
+			return true
+		}
+		var p ConsistencyProof
+		if err := json.Unmarshal(pb, &p); err != nil {
+			rep.fail(Consistency, "malformed: %v", err)
+			return true
+		}
+		if canon, _ := json.Marshal(p); !bytes.Equal(canon, pb) {
+			rep.fail(Consistency, "not in its canonical form")
+			return true
+		}
+		if p.From != cp.Size || p.To != ccp.Size {
+			rep.fail(Consistency, "proves size %d into %d, not the checkpoint's %d into the cosigned %d", p.From, p.To, cp.Size, ccp.Size)
+			return true
+		}
+		if err := format.CheckConsistency(p.Hashes, cp.Size, cp.Root, ccp.Size, ccp.Root); err != nil {
+			rep.fail("fork", "the log signed two checkpoints that are not consistent: size %d root %s (%s) and size %d root %s (%s): %v",
+				cp.Size, cp.Root, Checkpoint, ccp.Size, ccp.Root, Cosigned, err)
+			return false
+		}
+		rep.cosigned, rep.proof = cs, &p
+		rep.files = append(rep.files, verified{*files[Cosigned], hexSHA256(cs)}, verified{*files[Consistency], hexSHA256(pb)})
+		w.Checkpoint = &ccp
+		rep.pass(Cosigned, "size %d, signed by the log key; the bundle's tree of size %d is a prefix of it", ccp.Size, cp.Size)
+		note = cs
+	}
+	if o.Witnesses == nil {
+		if files[Cosigned] == nil {
+			rep.pass("witnesses", "not checked: no witness policy given, and the checkpoint is not cosigned")
+		} else {
+			rep.pass("witnesses", "not checked: no witness policy given (--witness), so the cosignatures were not verified")
+		}
+		return true
+	}
+	res, err := o.Witnesses.Check(note)
+	w.Valid = res.Valid
+	if err != nil {
+		what := "the cosigned checkpoint"
+		if files[Cosigned] == nil {
+			what = "the bundle carries no cosigned checkpoint and its checkpoint"
+		}
+		rep.failAs(faultUnverifiable, "witnesses", "%s has %d valid cosignature(s) of the %d trusted witnesses, fewer than the quorum of %d", what, len(res.Valid), o.Witnesses.Witnesses(), o.Witnesses.Quorum())
+		return true
+	}
+	if !res.NoLaterThan.IsZero() {
+		t := res.NoLaterThan
+		w.NoLaterThan = &t
+	}
+	rep.pass("witnesses", "%d of %d trusted witnesses cosigned (quorum %d); witnessed no later than %s", len(res.Valid), o.Witnesses.Witnesses(), o.Witnesses.Quorum(), res.NoLaterThan.Format(time.RFC3339))
+	return true
 }

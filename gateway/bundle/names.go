@@ -106,7 +106,7 @@ func badName(name string) string {
 // badPlace says why a file name is not one a bundle holds, or "".
 func badPlace(name string) string {
 	switch {
-	case name == Manifest || name == Applicant || name == Checkpoint:
+	case name == Manifest || name == Applicant || name == Checkpoint || name == Cosigned || name == Consistency:
 		return ""
 	case strings.HasPrefix(name, Materials):
 		if strings.Count(name, "/") != 2 {
