@@ -263,8 +263,12 @@ func operations(cat *gateway.Catalog) map[string]schema {
 		"GET /v1/packets/:id/bundle": {"responses": with(errorAnswers(401, 403, 404, 500, 503), schema{"200": answer(
 			"zip: manifest.json, materials/<kind>/<file>, license/, evidence/ (entries, inclusion proofs, signed checkpoint)",
 			content("application/zip", binary()))})},
-		"GET /v1/packets/:id/receipts/:seq": {"responses": with(errorAnswers(400, 401, 403, 404, 503), schema{"200": answer(
-			"a C2SP tlog-proof: the entry (extra), its inclusion proof, a checkpoint signed at seq+1", content("text/plain", str()))})},
+		"GET /v1/packets/:id/receipts/:seq": {
+			"parameters": []schema{query("witnessed", enum("true", "false"), false,
+				"true: prove the entry into the newest checkpoint a quorum of the witnesses cosigned (waits up to 10 s for them; 503 without witnesses)")},
+			"responses": with(errorAnswers(400, 401, 403, 404, 503), schema{"200": answer(
+				"a C2SP tlog-proof: the entry (extra), its inclusion proof, a checkpoint signed at seq+1 (or the cosigned one)", content("text/plain", str()))}),
+		},
 		"POST /v1/packets/:id/actions": {
 			"requestBody": schema{"required": true, "content": jsonBody(ref("ActionRequest"))},
 			"responses":   with(errorAnswers(400, 401, 403, 404, 409, 413, 415, 422, 503), packetAnswer(200, "the packet after the action")),

@@ -145,6 +145,9 @@ func TestSeedStoryReceipts(t *testing.T) {
 		{fmt.Sprintf("/v1/packets/%s/receipts/%d", id, 1<<40), origin, 404},
 		{fmt.Sprintf("/v1/packets/%s/receipts/01", id), origin, 400},
 		{fmt.Sprintf("/v1/packets/%s/receipts/-1", id), origin, 400},
+		{fmt.Sprintf("/v1/packets/%s/receipts/%d?witnessed=maybe", id, seqs[0]), origin, 400},
+		// This gateway has no witnesses: nothing cosigned to prove into.
+		{fmt.Sprintf("/v1/packets/%s/receipts/%d?witnessed=true", id, seqs[0]), origin, 503},
 	} {
 		if code, body := e.Do("GET", c.path, c.who, nil, ""); code != c.want {
 			t.Errorf("GET %s as %s: %d %s, want %d", c.path, c.who, code, body, c.want)

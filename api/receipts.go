@@ -29,7 +29,8 @@ func (s *server) answerWrite(c *gin.Context, p *gateway.Packet, seq int64) writt
 }
 
 // receipt serves GET /v1/packets/{id}/receipts/{seq}: the C2SP tlog-proof
-// of one of the packet's entries, as text.
+// of one of the packet's entries, as text; with ?witnessed=true, proven into
+// the newest checkpoint a quorum of the witnesses cosigned.
 func (s *server) receipt(c *gin.Context) {
 	raw := c.Param("seq")
 	seq, err := strconv.ParseInt(raw, 10, 64)
@@ -37,7 +38,16 @@ func (s *server) receipt(c *gin.Context) {
 		failCode(c, http.StatusBadRequest, "malformed", "seq must be a plain decimal entry number", nil)
 		return
 	}
-	r, err := s.g.Receipt(c.Request.Context(), principal(c), c.Param("id"), seq)
+	get := s.g.Receipt
+	switch c.Query("witnessed") {
+	case "", "false":
+	case "true":
+		get = s.g.WitnessedReceipt
+	default:
+		failCode(c, http.StatusBadRequest, "malformed", "witnessed must be true or false", nil)
+		return
+	}
+	r, err := get(c.Request.Context(), principal(c), c.Param("id"), seq)
 	if err != nil {
 		fail(c, err)
 		return

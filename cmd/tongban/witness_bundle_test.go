@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,6 +124,43 @@ func TestBundleWitnessPolicy(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "m2", "checkpoint")); err == nil {
 		t.Fatal("a mirror kept a checkpoint it could not verify")
 	}
+	// Receipts under the same policy: the one proven into the cosigned
+	// checkpoint (?witnessed=true) is INTACT with the two witnesses, and
+	// UNVERIFIABLE below the quorum; the exact-size receipt carries no
+	// cosignatures and is UNVERIFIABLE under any policy.
+	auditor := gw.tokens["yrd-audit:auditor"]
+	var ents struct{ Entries []struct{ Seq int64 } }
+	if code, b := authGet(t, gw.url+"/v1/ledger/entries?packet="+id, auditor); code != 200 || json.Unmarshal(b, &ents) != nil || len(ents.Entries) == 0 {
+		t.Fatalf("entries of %s: %d %s", id, code, b)
+	}
+	seq := fmt.Sprint(ents.Entries[0].Seq)
+	receipt := func(name, query string) string {
+		code, b := authGet(t, gw.url+"/v1/packets/"+id+"/receipts/"+seq+query, auditor)
+		if code != 200 {
+			t.Fatalf("receipt%s: %d %s", query, code, b)
+		}
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	rv := func(file string, args ...string) (int, string) {
+		code, out, errOut := tongban(t, nil, append([]string{"receipt", "verify", file, "--log-key", logKey, "--packet", id}, args...)...)
+		return code, out + errOut
+	}
+	witnessed, exact := receipt("witnessed.receipt", "?witnessed=true"), receipt("exact.receipt", "")
+	if code, out = rv(witnessed, "--witness", ws[0].vkey, "--witness", ws[1].vkey, "--quorum", "2"); code != 0 || !strings.Contains(out, "INTACT") {
+		t.Fatalf("witnessed receipt with the policy: %d\n%s", code, out)
+	}
+	if code, out = rv(witnessed, "--witness", ws[0].vkey, "--witness", ws[1].vkey, "--witness", idle, "--quorum", "3"); code != 3 {
+		t.Fatalf("witnessed receipt below the quorum: %d\n%s", code, out)
+	}
+	if code, out = rv(exact, "--witness", ws[0].vkey, "--witness", ws[1].vkey); code != 3 {
+		t.Fatalf("exact-size receipt under a witness policy: %d\n%s", code, out)
+	}
+	if code, out = rv(exact); code != 0 {
+		t.Fatalf("exact-size receipt with the log key alone: %d\n%s", code, out)
+	}
+
 	// ledger verify against the witnesses: trust from outside the
 	// directory. A rewritten history that ledger verify alone accepts is
 	// refused.
@@ -146,4 +186,18 @@ func TestBundleWitnessPolicy(t *testing.T) {
 	if code, out = lv("--witness", ws[0].vkey, "--witness", ws[1].vkey); code != 1 || !strings.Contains(out, "its history was rewritten") {
 		t.Fatalf("ledger verify of the rewritten ledger with the witnesses: %d\n%s", code, out)
 	}
+}
+
+// authGet GETs url with a bearer token and returns the status and body.
+func authGet(t *testing.T, url, token string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
