@@ -177,7 +177,7 @@ func (s *server) table() []route {
 		{"GET", "/v1/packets/:id/receipts/:seq", true, false, "the receipt (C2SP tlog-proof) of one of the packet's entries", s.receipt},
 		{"POST", "/v1/packets/:id/actions", true, true, "receive, return, approve, reject or deliver", s.act},
 		{"POST", "/v1/packets/:id/supplements", true, true, "supplement a packet after a correction request", s.supplement},
-		{"POST", "/v1/packets/:id/license", true, false, "upload the issued licence", s.license},
+		{"POST", "/v1/packets/:id/license", true, true, "upload the issued licence", s.license},
 		{"GET", "/v1/ledger/key", false, false, "the log's note verifier key", s.ledgerKey},
 		{"GET", "/v1/ledger/checkpoint", false, false, "a signed checkpoint covering every acknowledged entry, with the witnesses' cosignatures gathered so far", s.checkpoint},
 		{"GET", "/v1/ledger/tlog/checkpoint", !s.cfg.PublicTiles, false, "tlog-tiles: the checkpoint, as /v1/ledger/checkpoint", s.tlogCheckpoint},

@@ -85,7 +85,7 @@ func (s *server) license(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.g.IssueLicense(c.Request.Context(), principal(c), c.Param("id"), parts)
+	p, err := s.g.IssueLicense(c.Request.Context(), principal(c), idemOf(c), c.Param("id"), parts)
 	if err != nil {
 		fail(c, guard.cause(err))
 		return
