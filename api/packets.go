@@ -117,6 +117,15 @@ func (s *server) list(c *gin.Context) {
 		}
 		q.Overdue = &b
 	}
+	switch c.Query("format") {
+	case "", "json":
+	case "csv":
+		s.listCSV(c, q)
+		return
+	default:
+		fail(c, &gateway.ValidationError{Kind: gateway.ErrMalformed, Fields: map[string]string{"format": "must be json or csv"}})
+		return
+	}
 	page, err := s.g.List(c.Request.Context(), principal(c), q)
 	if err != nil {
 		fail(c, err)
