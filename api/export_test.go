@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3filter"
+
 	"tongban/api"
 	"tongban/api/apitest"
 	"tongban/gateway"
@@ -21,6 +23,10 @@ import (
 // getCSV fetches a CSV export and returns its rows by column name, after
 // checking the framing every export has: the media type, a download name,
 // the byte order mark and the header.
+func init() {
+	openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.FileBodyDecoder)
+}
+
 func getCSV(t *testing.T, e *apitest.Env, path, who string) ([]map[string]string, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", e.URL+path, nil)
@@ -101,6 +107,7 @@ func column(rows []map[string]string, k string) []string {
 func TestPacketsCSV(t *testing.T) {
 	// One packet a page: every export below spans several.
 	e := apitest.New(t, apitest.Options{API: func(c *api.Config) { c.ExportPageSize = 1 }})
+	checkOpenAPI(t, e) // the format parameter and the CSV answer are documented
 	submit := func(origin, dest, name string) string {
 		m, files := apitest.CompanySetup()
 		m.Destination, m.Applicant["name"] = dest, name
