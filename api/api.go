@@ -57,6 +57,10 @@ type Config struct {
 	// ClientCerts maps the common name of a verified TLS client certificate
 	// to the principal it authenticates (see the serve command's --client-ca).
 	ClientCerts map[string]gateway.Principal
+	// ExportPageSize is how many packets a CSV export (GET
+	// /v1/packets?format=csv) reads at a time: its memory bound (default
+	// and at most gateway.MaxLimit).
+	ExportPageSize int
 	// ConsoleSessionTTL is how long a web console session lasts (default 8 hours).
 	ConsoleSessionTTL time.Duration
 	Logger            *slog.Logger
@@ -118,6 +122,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.MaxPartHeadersTotal <= 0 {
 		cfg.MaxPartHeadersTotal = 256 << 10
 	}
+	if cfg.ExportPageSize <= 0 || cfg.ExportPageSize > gateway.MaxLimit {
+		cfg.ExportPageSize = gateway.MaxLimit
+	}
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = max(1, int(2*cfg.RateLimit))
 	}
@@ -168,7 +175,7 @@ func (s *server) table() []route {
 	return []route{
 		{"GET", "/v1/catalog", false, false, "service items and their materials", s.catalog},
 		{"POST", "/v1/packets", true, true, "submit a packet (multipart: manifest, then files)", s.submit},
-		{"GET", "/v1/packets", true, false, "list the caller's inbox or outbox (auditors: all packets), a page at a time", s.list},
+		{"GET", "/v1/packets", true, false, "list the caller's inbox or outbox (auditors: all packets), a page at a time; format=csv: all of them as CSV", s.list},
 		{"GET", "/v1/packets/counts", true, false, "packets per status in a box", s.counts},
 		{"GET", "/v1/packets/:id", true, false, "one packet with its materials and latest history", s.get},
 		{"GET", "/v1/packets/:id/history", true, false, "a packet's history, a page at a time, newest pages first", s.history},
@@ -177,7 +184,7 @@ func (s *server) table() []route {
 		{"GET", "/v1/packets/:id/receipts/:seq", true, false, "the receipt (C2SP tlog-proof) of one of the packet's entries", s.receipt},
 		{"POST", "/v1/packets/:id/actions", true, true, "receive, return, approve, reject or deliver", s.act},
 		{"POST", "/v1/packets/:id/supplements", true, true, "supplement a packet after a correction request", s.supplement},
-		{"POST", "/v1/packets/:id/license", true, false, "upload the issued licence", s.license},
+		{"POST", "/v1/packets/:id/license", true, true, "upload the issued licence", s.license},
 		{"GET", "/v1/ledger/key", false, false, "the log's note verifier key", s.ledgerKey},
 		{"GET", "/v1/ledger/checkpoint", false, false, "a signed checkpoint covering every acknowledged entry, with the witnesses' cosignatures gathered so far", s.checkpoint},
 		{"GET", "/v1/ledger/tlog/checkpoint", !s.cfg.PublicTiles, false, "tlog-tiles: the checkpoint, as /v1/ledger/checkpoint", s.tlogCheckpoint},

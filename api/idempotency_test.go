@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"tongban/api/apitest"
+	"tongban/gateway"
 )
 
 // post sends a body with an Idempotency-Key and returns status, body and
@@ -130,5 +131,59 @@ func TestIdempotentActions(t *testing.T) {
 	// Without a key a second receive is the usual conflict.
 	if code, _, _ = post(t, e, path, dest, "", []byte(`{"action":"receive"}`), "application/json"); code != 409 {
 		t.Fatalf("unkeyed second receive: %d", code)
+	}
+}
+
+// TestIdempotentLicense: a licence upload retried with the same key is
+// replayed, and the packet has one licence entry; the key with another
+// file is refused.
+func TestIdempotentLicense(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	m, files := apitest.CompanySetup()
+	id := e.MustSubmit("jiashan-window:submitter", m, files)
+	const dest = "qingpu-amr:reviewer"
+	e.Act(dest, id, "receive", "", 200)
+	e.Act(dest, id, "approve", "材料齐全", 200)
+	path := "/v1/packets/" + id + "/license"
+	licence := apitest.OFD()
+	upload := func(key string, data []byte) (int, []byte, bool) {
+		body, ct := apitest.Multipart([]apitest.Part{{Name: "license", Filename: "营业执照.ofd", Data: data}})
+		return post(t, e, path, dest, key, body.Bytes(), ct)
+	}
+	code, first, replayed := upload("lic-1", licence)
+	if code != 200 || replayed {
+		t.Fatalf("licence: %d %s", code, first)
+	}
+	size := e.Ledger.Size()
+	code, again, replayed := upload("lic-1", licence) // encoded afresh: another boundary
+	if code != 200 || !replayed || e.Ledger.Size() != size {
+		t.Fatalf("retried licence: %d replayed=%v (ledger +%d) %s", code, replayed, e.Ledger.Size()-size, again)
+	}
+	var p1, p2 gateway.Packet
+	json.Unmarshal(first, &p1)
+	json.Unmarshal(again, &p2)
+	if p1.License == nil || p2.License == nil || p1.License.SHA256 != p2.License.SHA256 || p1.LastSeq != p2.LastSeq {
+		t.Fatalf("the replay differs from the original: %+v / %+v", p1.License, p2.License)
+	}
+	if code, body, _ := upload("lic-1", apitest.PDF(1500)); code != 422 || e.Ledger.Size() != size {
+		t.Fatalf("key reused for another file: %d %s", code, body)
+	}
+	// Without a key, a second licence is the usual conflict.
+	if code, body, _ := upload("", licence); code != 409 || e.Ledger.Size() != size {
+		t.Fatalf("unkeyed second licence: %d %s", code, body)
+	}
+	code, body := e.Do("GET", "/v1/packets/"+id+"/history", dest, nil, "")
+	var h gateway.HistoryPage
+	if code != 200 || json.Unmarshal(body, &h) != nil {
+		t.Fatalf("history: %d %s", code, body)
+	}
+	n := 0
+	for _, ev := range h.Events {
+		if ev.Type == gateway.EntryLicense {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d licence entries, want 1: %+v", n, h.Events)
 	}
 }

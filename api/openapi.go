@@ -239,8 +239,12 @@ func operations(cat *gateway.Catalog) map[string]schema {
 				query("overdue", boolean(), false, "only overdue packets (true) or only the others (false)"),
 				query("limit", schema{"type": "integer", "minimum": 1, "maximum": gateway.MaxLimit, "default": gateway.DefaultLimit}, false, "packets per page"),
 				query("cursor", str(), false, "opaque: next_cursor of the previous page"),
+				query("format", enum("json", "csv"), false, "csv: every matching packet (no limit or cursor) as one CSV file, streamed; "+
+					"UTF-8 with a byte order mark, a header row, times RFC 3339 at +08:00, cells starting with = + - @ tab or CR prefixed with '; "+
+					"the applicant's name only for the packet's origin and destination"),
 			},
-			"responses": with(errorAnswers(400, 401, 403, 503), schema{"200": answer("a page of packets", jsonBody(ref("PacketList")))}),
+			"responses": with(errorAnswers(400, 401, 403, 503), schema{"200": answer("a page of packets, or with format=csv all of them",
+				with(jsonBody(ref("PacketList")), content("text/csv", str())))}),
 		},
 		"GET /v1/packets/counts": {
 			"parameters": []schema{query("box", enum("inbox", "outbox", "all"), false, "as for GET /v1/packets")},

@@ -85,7 +85,7 @@ func (s *server) license(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.g.IssueLicense(c.Request.Context(), principal(c), c.Param("id"), parts)
+	p, err := s.g.IssueLicense(c.Request.Context(), principal(c), idemOf(c), c.Param("id"), parts)
 	if err != nil {
 		fail(c, guard.cause(err))
 		return
@@ -116,6 +116,15 @@ func (s *server) list(c *gin.Context) {
 			return
 		}
 		q.Overdue = &b
+	}
+	switch c.Query("format") {
+	case "", "json":
+	case "csv":
+		s.listCSV(c, q)
+		return
+	default:
+		fail(c, &gateway.ValidationError{Kind: gateway.ErrMalformed, Fields: map[string]string{"format": "must be json or csv"}})
+		return
 	}
 	page, err := s.g.List(c.Request.Context(), principal(c), q)
 	if err != nil {

@@ -412,8 +412,9 @@ var licenseMaterial = Material{Kind: "license", Name: "证照", NameEN: "issued 
 
 // IssueLicense stores the licence the destination issued for an approved
 // packet (multipart part "license") and moves it to license_issued.
-func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, ps Parts) (*Packet, error) {
-	up, release := g.startUpload(nil)
+// idem is nil for a request without an Idempotency-Key.
+func (g *Gateway) IssueLicense(ctx context.Context, who Principal, idem *Idempotency, id string, ps Parts) (*Packet, error) {
+	up, release := g.startUpload(idem)
 	defer release()
 	// As for supplements: check, upload without the lock, check again.
 	before, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for")
@@ -439,7 +440,7 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, id string, ps
 	if err := unchanged(p, before.version(), "licence"); err != nil {
 		return nil, err
 	}
-	next, _, err := g.record(ctx, who, nil, p, EntryLicense, id, &licensePayload{materialDigest: digestsOf([]MaterialRef{ref})[0], Filename: "license" + extension(ref.ContentType)}, namesOf(p.Materials))
+	next, _, err := g.record(ctx, who, idem, p, EntryLicense, id, &licensePayload{materialDigest: digestsOf([]MaterialRef{ref})[0], Filename: "license" + extension(ref.ContentType)}, namesOf(p.Materials))
 	if err != nil {
 		return nil, err
 	}

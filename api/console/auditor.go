@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"tongban/gateway"
+	"tongban/gateway/packetcsv"
 	"tongban/gateway/workday"
 	"tongban/ledger"
 )
@@ -111,26 +111,15 @@ func (c *Console) searchCSV(q *req) {
 		return
 	}
 	h := q.w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Type", packetcsv.ContentType)
 	h.Set("Content-Disposition", `attachment; filename="packets.csv"`)
-	q.w.Write([]byte("\xef\xbb\xbf")) // BOM: spreadsheet programs then read UTF-8
-	w := csv.NewWriter(q.w)
-	w.Write([]string{"id", "item", "origin", "destination", "status", "submitted", "deadline", "overdue", "last_seq"})
+	// The rows of the API's export (GET /v1/packets?format=csv); the
+	// search is the auditors', who are not shown applicants' names.
+	w := packetcsv.NewWriter(q.w)
 	for _, p := range ps {
-		w.Write(cells(p.ID, p.Item, p.Origin, p.Destination, p.Status, shanghaiTime(p.Submitted), shanghaiTime(p.Deadline),
-			strconv.FormatBool(p.Overdue), strconv.FormatInt(p.LastSeq, 10)))
+		w.Write(p, nil)
 	}
 	w.Flush()
-}
-
-// cells defuses values a spreadsheet would read as a formula.
-func cells(vs ...string) []string {
-	for i, v := range vs {
-		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-			vs[i] = "'" + v
-		}
-	}
-	return vs
 }
 
 type ledgerData struct {

@@ -241,7 +241,7 @@ func (c *Console) license(q *req) {
 		return
 	}
 	id := q.r.PathValue("id")
-	p, err := c.g.IssueLicense(q.r.Context(), q.s.who, id, gateway.MultipartParts(mr))
+	p, err := c.g.IssueLicense(q.r.Context(), q.s.who, nil, id, gateway.MultipartParts(mr))
 	c.done(q, p, err, Prefix+"packets/"+id)
 }
 

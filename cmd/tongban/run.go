@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"supplement": {"supplement ID KIND=FILE...    hand in corrected materials after a return (补正)", runSupplement},
 		"licence":    {"licence ID FILE    upload the licence issued for an approved packet", runLicence},
 		"version":    {"version    the build's module version and source revision", runVersion},
+		"packets":    {"packets [--status S] [--item I] [--origin A] [--destination A] [--from D] [--to D] [--overdue] [--all] [--csv [--out FILE]]    search packets (auditors: all of them)", runPackets},
 	}
 }
 
@@ -169,6 +170,20 @@ Uploads the licence issued for an approved packet (PDF, OFD, JPEG or PNG).
 
 example:
   tongban licence pk-01jd3f5k6m7n8p9q 营业执照.ofd`,
+	"packets": `usage: tongban packets [--box BOX] [--status STATUS] [--item CODE] [--origin AGENCY] [--destination AGENCY]
+                       [--from DATE] [--to DATE] [--overdue[=false]] [--limit N] [--cursor C] [--all] [--json | --csv [--out FILE]]
+
+Searches packets: auditors all of them, other agencies their inbox or
+outbox (--box). The filters combine. DATE is 2006-01-02 (a day in
+Beijing time) or an RFC 3339 time; --from is inclusive, --to exclusive.
+Prints one page (--limit packets, the cursor of the next page on stderr)
+or, with --all, every page; times are local, OVERDUE marks packets past
+their deadline. --csv writes the server's CSV export of every match
+(UTF-8, times at +08:00) to stdout or, complete or not at all, to --out.
+
+example:
+  tongban packets --destination qingpu-amr --status approved --from 2026-03-01 --to 2026-04-01 --all
+  tongban packets --item ENT-SETUP --overdue --csv --out overdue.csv`,
 	"version": `usage: tongban version
 
 Prints the module version, the Go version and the source revision the

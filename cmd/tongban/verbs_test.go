@@ -407,6 +407,7 @@ func TestCLIVerbHelp(t *testing.T) {
 	for verb, args := range map[string]string{
 		"submit": "KIND=FILE...", "supplement": "ID KIND=FILE...", "licence": "ID FILE",
 		"act": "ID ACTION [--reason REASON]", "show": "ID", "inbox": "[--outbox]", "version": "",
+		"packets": "[--status STATUS] [--item CODE]",
 	} {
 		code, out, errOut := tongban(t, nil, verb, "--help")
 		if code != 0 || !strings.Contains(out, "usage: tongban "+verb+" ") && verb != "version" {
