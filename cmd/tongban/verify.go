@@ -105,7 +105,7 @@ func (p *policyFlags) policy() (*witness.Policy, error) {
 	for _, w := range p.witnesses {
 		k, err := loadWitnessKey(w)
 		if err != nil {
-			return nil, err
+			return nil, usageError("%v", err)
 		}
 		keys = append(keys, k)
 	}
