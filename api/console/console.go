@@ -42,7 +42,7 @@ type Config struct {
 	// SignIn returns the principal a bearer token authenticates: the API's
 	// own credential lookup.
 	SignIn func(token string) (gateway.Principal, error)
-	// Agencies give display names to agency ids (default: the demo agencies).
+	// Agencies give display names to agency ids (default: the gateway's).
 	Agencies []gateway.Agency
 	// SessionTTL is how long a session lasts after sign-in (default 8 hours).
 	SessionTTL time.Duration
@@ -78,7 +78,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Agencies == nil {
-		cfg.Agencies = gateway.DemoAgencies()
+		cfg.Agencies = cfg.Gateway.Agencies()
 	}
 	c := &Console{cfg: cfg, g: cfg.Gateway, log: cfg.Logger, sessions: newSessions(cfg.SessionTTL, cfg.Now), names: map[string]string{}}
 	for _, a := range cfg.Agencies {
