@@ -39,9 +39,10 @@ const Prefix = "/console/"
 // Config configures New.
 type Config struct {
 	Gateway *gateway.Gateway
-	// SignIn returns the principal a bearer token authenticates: the API's
-	// own credential lookup.
-	SignIn func(token string) (gateway.Principal, error)
+	// SignIn returns the principal a bearer token authenticates, and when
+	// the token expires (zero: never): the API's own credential lookup. A
+	// session ends when its token does, if that comes before SessionTTL.
+	SignIn func(token string) (gateway.Principal, time.Time, error)
 	// Agencies give display names to agency ids (default: the gateway's).
 	Agencies []gateway.Agency
 	// SessionTTL is how long a session lasts after sign-in (default 8 hours).

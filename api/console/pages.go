@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"tongban/gateway"
 )
@@ -57,16 +58,16 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing or wrong CSRF token", http.StatusForbidden)
 		return
 	}
-	who, err := c.cfg.SignIn(strings.TrimSpace(r.PostFormValue("token")))
+	who, until, err := c.cfg.SignIn(strings.TrimSpace(r.PostFormValue("token")))
 	if err != nil {
 		tok := randomToken()
 		setCookie(w, r, loginCookie, tok, 0)
 		c.render(w, r, http.StatusUnauthorized, "login", tr(langOf(r), "signin"), gateway.Principal{}, "", loginData{Token: tok, Message: "bad_token"})
 		return
 	}
-	id, ss := c.sessions.create(who)
+	id, ss := c.sessions.create(who, until)
 	setCookie(w, r, loginCookie, "", 0)
-	setCookie(w, r, sessionCookie, id, ss.expires.Sub(c.cfg.Now()))
+	setCookie(w, r, sessionCookie, id, ss.expires.Sub(c.cfg.Now()).Round(time.Second))
 	c.log.Info("console: signed in", "agency", who.Agency, "role", who.Role)
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)
 }
