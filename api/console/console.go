@@ -16,6 +16,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -49,8 +50,25 @@ type Config struct {
 	SessionTTL time.Duration
 	// MaxUploadBytes caps an upload's body (default 200 MiB).
 	MaxUploadBytes int64
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Uploads are the API's limits on uploads in progress and on part
+	// headers, which console uploads share; zero: no such limits.
+	Uploads UploadLimits
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// UploadLimits let the console's uploads (submissions, supplements,
+// licences) count against the API's own limits, not a copy of them.
+type UploadLimits struct {
+	// Acquire takes one of the upload slots, in all and of who, and
+	// returns the function that gives it back; ok is false when none is
+	// free, and the console answers 503 with Retry-After.
+	Acquire    func(who gateway.Principal) (release func(), ok bool)
+	RetryAfter time.Duration
+	// Guard wraps a multipart body (with its boundary) in the guard of
+	// its part headers; failed returns the guard's error once it has
+	// refused the body, which is then the cause of what the reader says.
+	Guard func(body io.Reader, boundary string) (guarded io.Reader, failed func() error)
 }
 
 // Console is the console's HTTP handler.
