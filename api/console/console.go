@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"html/template"
 	"io"
 	"io/fs"
@@ -50,6 +51,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// MaxUploadBytes caps an upload's body (default 200 MiB).
 	MaxUploadBytes int64
+	// PageSize is how many packets a page of the auditor's search shows
+	// (default 50) and the CSV export reads at a time (default 500).
+	PageSize int
 	// Uploads are the API's limits on uploads in progress and on part
 	// headers, which console uploads share; zero: no such limits.
 	Uploads UploadLimits
@@ -89,6 +93,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 200 << 20
+	}
+	if cfg.PageSize < 0 || cfg.PageSize > gateway.MaxLimit {
+		return nil, fmt.Errorf("console: PageSize must be between 1 and %d", gateway.MaxLimit)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
