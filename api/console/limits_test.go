@@ -187,3 +187,26 @@ drip:
 		t.Fatal("a dropped submission left a ledger entry")
 	}
 }
+
+// TestConsoleSupplementPartHeaderCap: a supplement, whose parts the
+// console re-frames on their way to the gateway, is guarded the same way.
+func TestConsoleSupplementPartHeaderCap(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	m, files := apitest.CompanySetup()
+	id := e.MustSubmit("jiashan-window:submitter", m, files)
+	e.Act("qingpu-amr:reviewer", id, "receive", "", 200)
+	e.Act("qingpu-amr:reviewer", id, "return", "缺签字页", 200)
+	size := e.Ledger.Size()
+	c := signIn(t, e.URL, e.Client, e.Tokens["jiashan-window:submitter"])
+	body, ct := apitest.Multipart([]apitest.Part{{Name: "csrf", Data: []byte(c.csrf)},
+		{Name: "articles", Filename: "章程.pdf", ContentType: "application/pdf", Data: apitest.PDF(5000)}})
+	b := bytes.Replace(body.Bytes(), []byte("Content-Type: application/pdf\r\n"),
+		[]byte("Content-Type: application/pdf\r\nX-Pad: "+strings.Repeat("a", 1<<20)+"\r\n"), 1)
+	resp, out := c.do("POST", "/console/packets/"+id+"/supplement", bytes.NewReader(b), map[string]string{"Content-Type": ct, "Accept": "application/json"})
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(out, "part headers") {
+		t.Fatalf("1 MiB header in a supplement: %d %.300s; want 413 naming the part headers", resp.StatusCode, out)
+	}
+	if e.Ledger.Size() != size {
+		t.Fatal("a refused supplement left a ledger entry")
+	}
+}

@@ -288,11 +288,14 @@ func (c *Console) act(q *req) {
 
 // skipEmptyFiles drops the parts of file inputs left empty in a plain
 // form, so that only chosen files reach the gateway. The returned stop
-// ends the copy if the gateway stops reading early.
+// ends the copy if the gateway stops reading early, and waits for it: the
+// request body (and its guard) must not be read once the handler returns.
 func skipEmptyFiles(mr *multipart.Reader) (*multipart.Reader, func()) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		pw.CloseWithError(func() error {
 			for {
 				part, err := mr.NextPart()
@@ -323,7 +326,10 @@ func skipEmptyFiles(mr *multipart.Reader) (*multipart.Reader, func()) {
 			}
 		}())
 	}()
-	return multipart.NewReader(pr, mw.Boundary()), func() { pr.Close() }
+	return multipart.NewReader(pr, mw.Boundary()), func() {
+		pr.Close()
+		<-done
+	}
 }
 
 type packetData struct {
