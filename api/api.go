@@ -142,8 +142,11 @@ func New(cfg Config) (http.Handler, error) {
 	// acts through the same gateway methods, so both share one set of rules.
 	// It is served for what no API route takes, so the route table (and the
 	// OpenAPI document built from it) stays the API's alone.
-	cons, err := console.New(console.Config{Gateway: cfg.Gateway, MaxUploadBytes: cfg.MaxUploadBytes, SessionTTL: cfg.ConsoleSessionTTL, Logger: cfg.Logger,
-		SignIn: func(token string) (gateway.Principal, error) { return s.tokenPrincipal("Bearer " + token) }})
+	cons, err := console.New(console.Config{Gateway: cfg.Gateway, Agencies: cfg.Gateway.Agencies(), MaxUploadBytes: cfg.MaxUploadBytes, Uploads: s.consoleUploads(), SessionTTL: cfg.ConsoleSessionTTL, Logger: cfg.Logger,
+		SignIn: func(token string) (gateway.Principal, time.Time, error) {
+			c, err := s.tokenCredential("Bearer " + token)
+			return c.who, c.expires, err
+		}})
 	if err != nil {
 		return nil, err
 	}

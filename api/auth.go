@@ -101,9 +101,15 @@ func (s *server) certPrincipal(r *http.Request) (gateway.Principal, bool, error)
 }
 
 func (s *server) tokenPrincipal(h string) (gateway.Principal, error) {
+	c, err := s.tokenCredential(h)
+	return c.who, err
+}
+
+// tokenCredential finds the live credential of an Authorization header.
+func (s *server) tokenCredential(h string) (credential, error) {
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
-		return gateway.Principal{}, errors.New("the Authorization header must be \"Bearer <token>\"")
+		return credential{}, errors.New("the Authorization header must be \"Bearer <token>\"")
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	var found credential
@@ -116,12 +122,12 @@ func (s *server) tokenPrincipal(h string) (gateway.Principal, error) {
 		match |= eq
 	}
 	if match == 0 {
-		return gateway.Principal{}, errors.New("unknown or revoked token")
+		return credential{}, errors.New("unknown or revoked token")
 	}
 	if !found.expires.IsZero() && time.Now().After(found.expires) {
-		return gateway.Principal{}, errors.New("the token has expired")
+		return credential{}, errors.New("the token has expired")
 	}
-	return found.who, nil
+	return found, nil
 }
 
 const principalKey = "tongban.principal"

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 
+	"tongban/api/console"
 	"tongban/gateway"
 )
 
@@ -209,18 +211,41 @@ func (u *uploadSlots) release(key string) {
 	}
 }
 
-// uploadSlot holds one of MaxUploads slots, and one of the principal's
-// MaxUploadsPerPrincipal, while an upload runs; beyond them it answers 503
-// with Retry-After, before reading the body.
-func (s *server) uploadSlot(c *gin.Context) {
-	key := principal(c).Agency + ":" + principal(c).Role
+// uploadRetryAfter is what an upload refused for want of a slot is told.
+const uploadRetryAfter = 2 * time.Second
+
+// acquireUpload takes one of MaxUploads slots, and one of who's
+// MaxUploadsPerPrincipal, for an upload of the API or the console.
+func (s *server) acquireUpload(who gateway.Principal) (release func(), ok bool) {
+	key := who.Agency + ":" + who.Role
 	if !s.uploads.acquire(key, s.cfg.MaxUploads, s.cfg.MaxUploadsPerPrincipal) {
-		c.Header("Retry-After", "2")
+		return nil, false
+	}
+	return func() { s.uploads.release(key) }, true
+}
+
+// uploadSlot holds an upload slot while an upload runs; beyond the caps
+// it answers 503 with Retry-After, before reading the body.
+func (s *server) uploadSlot(c *gin.Context) {
+	release, ok := s.acquireUpload(principal(c))
+	if !ok {
+		c.Header("Retry-After", strconv.Itoa(int(uploadRetryAfter/time.Second)))
 		failCode(c, http.StatusServiceUnavailable, "busy", "too many uploads in progress; retry later", nil)
 		return
 	}
-	defer s.uploads.release(key)
+	defer release()
 	c.Next()
+}
+
+// consoleUploads hands the console the same upload slots and part-header
+// guard. The minimum body rate and idle timeout need no hand-over: the
+// console is served behind slowClients like every route.
+func (s *server) consoleUploads() console.UploadLimits {
+	return console.UploadLimits{Acquire: s.acquireUpload, RetryAfter: uploadRetryAfter,
+		Guard: func(body io.Reader, boundary string) (io.Reader, func() error) {
+			g := newPartHeaderGuard(body, boundary, s.cfg.MaxPartHeaderBytes, s.cfg.MaxPartHeadersTotal)
+			return g, func() error { return g.err }
+		}}
 }
 
 // partHeaderGuard fails a multipart body whose part headers grow beyond

@@ -304,6 +304,9 @@ func (g *Gateway) Ready(ctx context.Context) error {
 // Catalog returns the service-item catalogue.
 func (g *Gateway) Catalog() *Catalog { return g.cfg.Catalog }
 
+// Agencies returns the configured agencies, in their configured order.
+func (g *Gateway) Agencies() []Agency { return append([]Agency(nil), g.cfg.Agencies...) }
+
 func (g *Gateway) lock(id string) func() {
 	h := fnv.New32a()
 	h.Write([]byte(id))

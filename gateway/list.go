@@ -152,8 +152,8 @@ func (g *Gateway) List(ctx context.Context, who Principal, q ListQuery) (*Page, 
 			return false, false
 		}
 		if n == q.Limit {
-			full = true // one more matching row exists
-			return false, !q.matches(r, now)
+			full = q.matches(r, now) // one more matching row exists: stop there
+			return false, !full
 		}
 		if !q.matches(r, now) {
 			return false, true

@@ -370,3 +370,33 @@ func TestRestartReplaysOnlyTheTail(t *testing.T) {
 		t.Fatalf("views after the tail replay differ from a full rebuild:\n%s\n---\n%s", partial.String(), full.String())
 	}
 }
+
+// TestListFullLastPage: a page filled by the last matching packet, with
+// packets the filter skips after it, offers no next page (it used to
+// offer an empty one).
+func TestListFullLastPage(t *testing.T) {
+	g, l := viewsGateway(t, t.TempDir(), time.Now)
+	defer l.Close()
+	defer g.Close()
+	var received []string
+	for i := range 3 {
+		p := submitSimple(t, g, i)
+		if i < 2 {
+			if _, err := g.Act(context.Background(), viewReviewer, nil, p.ID, "receive", ""); err != nil {
+				t.Fatal(err)
+			}
+			received = append(received, p.ID)
+		}
+	}
+	page, err := g.List(context.Background(), viewAuditor, ListQuery{Box: "all", Item: "RES-HPF-PROOF", Status: StatusReceived, Limit: 2}) // the item index holds every status
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range page.Packets {
+		ids = append(ids, p.ID)
+	}
+	if !slices.Equal(ids, received) || page.NextCursor != "" {
+		t.Fatalf("page %v with next cursor %q; want %v and no cursor", ids, page.NextCursor, received)
+	}
+}

@@ -1,9 +1,10 @@
 package console
 
 import (
-	"context"
 	"encoding/json"
+	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"tongban/ledger"
 )
 
-// filter is an auditor's search over packets.
+// filter is an auditor's search over packets, as the form sends it.
 type filter struct {
 	Status, Item, Origin, Destination, From, To string
 	Overdue                                     bool
@@ -26,86 +27,101 @@ func filterOf(r *http.Request) filter {
 		From: q.Get("from"), To: q.Get("to"), Overdue: q.Get("overdue") == "1"}
 }
 
-// day parses a date (Beijing time) of the form 2006-01-02.
-func day(s string) (time.Time, bool) {
-	t, err := time.ParseInLocation("2006-01-02", s, workday.Shanghai)
-	return t, err == nil
+// values encodes the filter for a link (the next page, the export).
+func (f filter) values() url.Values {
+	v := url.Values{}
+	for k, x := range map[string]string{"status": f.Status, "item": f.Item, "origin": f.Origin, "destination": f.Destination,
+		"from": f.From, "to": f.To} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	if f.Overdue {
+		v.Set("overdue", "1")
+	}
+	return v
 }
 
-func (f filter) match(p *gateway.Packet) bool {
-	switch {
-	case f.Status != "" && p.Status != f.Status,
-		f.Item != "" && p.Item != f.Item,
-		f.Origin != "" && p.Origin != f.Origin,
-		f.Destination != "" && p.Destination != f.Destination,
-		f.Overdue && !p.Overdue:
-		return false
-	}
-	if t, ok := day(f.From); ok && p.Submitted.Before(t) {
-		return false
-	}
-	if t, ok := day(f.To); ok && !p.Submitted.Before(t.AddDate(0, 0, 1)) {
-		return false
-	}
-	return true
-}
-
-// packets finds the packets matching f, newest first. The gateway lists
-// packets by agency only, so for auditors this reads the packet ids off
-// the ledger's packet.submitted entries: a scan of the whole ledger, fine
-// for the console's scale and replaced once the gateway offers a search.
-func (c *Console) packets(ctx context.Context, who gateway.Principal, f filter) ([]*gateway.Packet, error) {
-	var ids []string
-	const batch = 1000
-	for from := int64(0); ; from += batch {
-		recs, err := c.g.EntryRange(ctx, who, from, batch)
+// query is the gateway listing of all packets the filter selects: the
+// dates are whole days in Beijing time, the "to" day included.
+func (f filter) query() (gateway.ListQuery, error) {
+	q := gateway.ListQuery{Box: "all", Status: f.Status, Item: f.Item, Origin: f.Origin, Destination: f.Destination}
+	bad := map[string]string{}
+	if f.From != "" {
+		t, err := time.ParseInLocation("2006-01-02", f.From, workday.Shanghai)
 		if err != nil {
-			return nil, err
+			bad["from"] = "must be a date, YYYY-MM-DD"
 		}
-		for _, r := range recs {
-			if r.Type == gateway.EntrySubmitted && r.Packet != "" {
-				ids = append(ids, r.Packet)
-			}
-		}
-		if len(recs) < batch {
-			break
-		}
+		q.From = t
 	}
-	var out []*gateway.Packet
-	for i := len(ids) - 1; i >= 0; i-- {
-		p, err := c.g.Get(ctx, who, ids[i])
+	if f.To != "" {
+		t, err := time.ParseInLocation("2006-01-02", f.To, workday.Shanghai)
 		if err != nil {
-			return nil, err
+			bad["to"] = "must be a date, YYYY-MM-DD"
 		}
-		if f.match(p) {
-			out = append(out, p)
-		}
+		q.To = t.AddDate(0, 0, 1)
 	}
-	return out, nil
+	if len(bad) > 0 {
+		return q, &gateway.ValidationError{Kind: gateway.ErrMalformed, Fields: bad}
+	}
+	if f.Overdue {
+		q.Overdue = &f.Overdue
+	}
+	return q, nil
 }
 
 type searchData struct {
 	F        filter
-	Query    string
+	Query    template.URL // the filter, encoded (by url.Values: safe in a link's query)
 	Statuses []string
 	Items    []gateway.Item
 	Agencies []gateway.Agency
 	Packets  []*gateway.Packet
+	Paged    bool         // this is not the first page
+	Next     template.URL // the next page's query; "" on the last
 }
 
+// search shows a page of the packets the filter selects, read from the
+// gateway's index (by submission, oldest first), with a link to the next
+// page that carries the listing's cursor.
 func (c *Console) search(q *req) {
 	f := filterOf(q.r)
-	ps, err := c.packets(q.r.Context(), q.s.who, f)
+	lq, err := f.query()
 	if err != nil {
 		q.fail(c, err)
 		return
 	}
-	q.render(c, http.StatusOK, "search", tr(q.lang, "search"), searchData{F: f, Query: q.r.URL.RawQuery, Statuses: statuses,
-		Items: c.g.Catalog().Items, Agencies: c.cfg.Agencies, Packets: ps})
+	lq.Limit = c.cfg.PageSize
+	lq.Cursor = q.r.URL.Query().Get("cursor")
+	page, err := c.g.List(q.r.Context(), q.s.who, lq)
+	if err != nil {
+		q.fail(c, err)
+		return
+	}
+	d := searchData{F: f, Query: template.URL(f.values().Encode()), Statuses: statuses, Items: c.g.Catalog().Items, Agencies: c.cfg.Agencies,
+		Packets: page.Packets, Paged: lq.Cursor != ""}
+	if page.NextCursor != "" {
+		v := f.values()
+		v.Set("cursor", page.NextCursor)
+		d.Next = template.URL(v.Encode())
+	}
+	q.render(c, http.StatusOK, "search", tr(q.lang, "search"), d)
 }
 
+// searchCSV exports every packet the filter selects, a page of the
+// listing at a time: memory holds one page, however many packets match.
 func (c *Console) searchCSV(q *req) {
-	ps, err := c.packets(q.r.Context(), q.s.who, filterOf(q.r))
+	lq, err := filterOf(q.r).query()
+	if err != nil {
+		q.fail(c, err)
+		return
+	}
+	lq.Limit = c.cfg.PageSize
+	if lq.Limit == 0 {
+		lq.Limit = gateway.MaxLimit
+	}
+	ctx := q.r.Context()
+	page, err := c.g.List(ctx, q.s.who, lq) // before the first byte, so that a refusal is an error page
 	if err != nil {
 		q.fail(c, err)
 		return
@@ -116,10 +132,20 @@ func (c *Console) searchCSV(q *req) {
 	// The rows of the API's export (GET /v1/packets?format=csv); the
 	// search is the auditors', who are not shown applicants' names.
 	w := packetcsv.NewWriter(q.w)
-	for _, p := range ps {
-		w.Write(p, nil)
+	for {
+		for _, p := range page.Packets {
+			w.Write(p, nil)
+		}
+		if w.Flush() != nil || page.NextCursor == "" {
+			return // done, or the client has gone
+		}
+		lq.Cursor = page.NextCursor
+		if page, err = c.g.List(ctx, q.s.who, lq); err != nil {
+			// Cut the answer short rather than end a CSV that looks whole.
+			c.log.Error("console: CSV export failed", "err", err)
+			panic(http.ErrAbortHandler)
+		}
 	}
-	w.Flush()
 }
 
 type ledgerData struct {

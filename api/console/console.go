@@ -15,7 +15,9 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -39,17 +41,38 @@ const Prefix = "/console/"
 // Config configures New.
 type Config struct {
 	Gateway *gateway.Gateway
-	// SignIn returns the principal a bearer token authenticates: the API's
-	// own credential lookup.
-	SignIn func(token string) (gateway.Principal, error)
-	// Agencies give display names to agency ids (default: the demo agencies).
+	// SignIn returns the principal a bearer token authenticates, and when
+	// the token expires (zero: never): the API's own credential lookup. A
+	// session ends when its token does, if that comes before SessionTTL.
+	SignIn func(token string) (gateway.Principal, time.Time, error)
+	// Agencies give display names to agency ids (default: the gateway's).
 	Agencies []gateway.Agency
 	// SessionTTL is how long a session lasts after sign-in (default 8 hours).
 	SessionTTL time.Duration
 	// MaxUploadBytes caps an upload's body (default 200 MiB).
 	MaxUploadBytes int64
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// PageSize is how many packets a page of the auditor's search shows
+	// (default 50) and the CSV export reads at a time (default 500).
+	PageSize int
+	// Uploads are the API's limits on uploads in progress and on part
+	// headers, which console uploads share; zero: no such limits.
+	Uploads UploadLimits
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// UploadLimits let the console's uploads (submissions, supplements,
+// licences) count against the API's own limits, not a copy of them.
+type UploadLimits struct {
+	// Acquire takes one of the upload slots, in all and of who, and
+	// returns the function that gives it back; ok is false when none is
+	// free, and the console answers 503 with Retry-After.
+	Acquire    func(who gateway.Principal) (release func(), ok bool)
+	RetryAfter time.Duration
+	// Guard wraps a multipart body (with its boundary) in the guard of
+	// its part headers; failed returns the guard's error once it has
+	// refused the body, which is then the cause of what the reader says.
+	Guard func(body io.Reader, boundary string) (guarded io.Reader, failed func() error)
 }
 
 // Console is the console's HTTP handler.
@@ -71,6 +94,9 @@ func New(cfg Config) (*Console, error) {
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 200 << 20
 	}
+	if cfg.PageSize < 0 || cfg.PageSize > gateway.MaxLimit {
+		return nil, fmt.Errorf("console: PageSize must be between 1 and %d", gateway.MaxLimit)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -78,7 +104,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Agencies == nil {
-		cfg.Agencies = gateway.DemoAgencies()
+		cfg.Agencies = cfg.Gateway.Agencies()
 	}
 	c := &Console{cfg: cfg, g: cfg.Gateway, log: cfg.Logger, sessions: newSessions(cfg.SessionTTL, cfg.Now), names: map[string]string{}}
 	for _, a := range cfg.Agencies {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"tongban/api"
 	"tongban/api/apitest"
 	"tongban/api/console"
 	"tongban/gateway"
@@ -20,10 +21,11 @@ import (
 
 // client is a browser-less console user with its own cookies.
 type client struct {
-	t    *testing.T
-	base string
-	c    *http.Client
-	csrf string
+	t       *testing.T
+	base    string
+	c       *http.Client
+	csrf    string
+	session *http.Cookie // as set at sign-in
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -96,6 +98,7 @@ func signIn(t *testing.T, base string, hc *http.Client, token string) *client {
 		t.Fatalf("session cookie Secure=%v on %s", sess.Secure, base)
 	}
 	c.get("/console/key") // picks up the session's CSRF token
+	c.session = sess
 	return c
 }
 
@@ -304,11 +307,11 @@ func TestSessionExpiry(t *testing.T) {
 	e := apitest.New(t, apitest.Options{})
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	cons, err := console.New(console.Config{Gateway: e.Gateway, SessionTTL: time.Hour, Now: func() time.Time { return now },
-		SignIn: func(tok string) (gateway.Principal, error) {
+		SignIn: func(tok string) (gateway.Principal, time.Time, error) {
 			if tok == "good" {
-				return gateway.Principal{Agency: "jiashan-window", Role: gateway.RoleSubmitter}, nil
+				return gateway.Principal{Agency: "jiashan-window", Role: gateway.RoleSubmitter}, time.Time{}, nil
 			}
-			return gateway.Principal{}, gateway.ErrForbidden
+			return gateway.Principal{}, time.Time{}, gateway.ErrForbidden
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -330,5 +333,54 @@ func TestSessionExpiry(t *testing.T) {
 	}
 	if code, _ := c.post("/console/logout", url.Values{"csrf": {c.csrf}}, nil); code != http.StatusUnauthorized {
 		t.Fatalf("post with an expired session: %d", code)
+	}
+}
+
+// TestSessionEndsWithToken: a session made from a token that expires
+// before the console's TTL ends with the token.
+func TestSessionEndsWithToken(t *testing.T) {
+	e := apitest.New(t, apitest.Options{})
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	cons, err := console.New(console.Config{Gateway: e.Gateway, SessionTTL: 8 * time.Hour, Now: func() time.Time { return now },
+		SignIn: func(tok string) (gateway.Principal, time.Time, error) {
+			return gateway.Principal{Agency: "jiashan-window", Role: gateway.RoleSubmitter}, now.Add(10 * time.Minute), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(cons)
+	defer srv.Close()
+	c := signIn(t, srv.URL, srv.Client(), "short-lived")
+	if c.session.MaxAge != 600 {
+		t.Errorf("the session cookie lasts %d s, want the token's 600", c.session.MaxAge)
+	}
+	now = now.Add(9 * time.Minute)
+	if code, _ := c.get("/console/outbox"); code != 200 {
+		t.Fatalf("session before the token expires: %d", code)
+	}
+	now = now.Add(2 * time.Minute)
+	resp, _ := c.do("GET", "/console/outbox", nil, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/login?expired=1" {
+		t.Fatalf("session after the token expired: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestSessionTTLFromTokenOverAPI: the API hands the console its tokens'
+// expiry, so a short-lived token makes a short session and a token
+// without expiry one of the console's TTL.
+func TestSessionTTLFromTokenOverAPI(t *testing.T) {
+	tok, sum := api.NewToken()
+	e := apitest.New(t, apitest.Options{Credentials: []api.Credential{{Agency: "qingpu-amr", Role: gateway.RoleReviewer, TokenSHA256: sum,
+		Expires: time.Now().Add(10 * time.Minute)}}})
+	short := signIn(t, e.URL, e.Client, tok)
+	if age := short.session.MaxAge; age <= 0 || age > 600 {
+		t.Errorf("a session of a token that expires in 10 minutes: cookie Max-Age %d s", age)
+	}
+	if code, _ := short.get("/console/inbox"); code != 200 {
+		t.Fatalf("the short session: %d", code)
+	}
+	long := signIn(t, e.URL, e.Client, e.Tokens["qingpu-amr:reviewer"])
+	if age := long.session.MaxAge; age < 8*3600-60 || age > 8*3600 {
+		t.Errorf("a session of a token without expiry: cookie Max-Age %d s, want 8 hours", age)
 	}
 }

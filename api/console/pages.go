@@ -3,13 +3,17 @@ package console
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"tongban/gateway"
 )
@@ -57,16 +61,16 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing or wrong CSRF token", http.StatusForbidden)
 		return
 	}
-	who, err := c.cfg.SignIn(strings.TrimSpace(r.PostFormValue("token")))
+	who, until, err := c.cfg.SignIn(strings.TrimSpace(r.PostFormValue("token")))
 	if err != nil {
 		tok := randomToken()
 		setCookie(w, r, loginCookie, tok, 0)
 		c.render(w, r, http.StatusUnauthorized, "login", tr(langOf(r), "signin"), gateway.Principal{}, "", loginData{Token: tok, Message: "bad_token"})
 		return
 	}
-	id, ss := c.sessions.create(who)
+	id, ss := c.sessions.create(who, until)
 	setCookie(w, r, loginCookie, "", 0)
-	setCookie(w, r, sessionCookie, id, ss.expires.Sub(c.cfg.Now()))
+	setCookie(w, r, sessionCookie, id, ss.expires.Sub(c.cfg.Now()).Round(time.Second))
 	c.log.Info("console: signed in", "agency", who.Agency, "role", who.Role)
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)
 }
@@ -159,22 +163,61 @@ func (c *Console) newPage(q *req) {
 	q.render(c, http.StatusOK, "new", tr(q.lang, "new"), d)
 }
 
-// uploadReader checks that a multipart body opens with the CSRF token and
-// returns the rest of it for the gateway, streaming.
-func (c *Console) uploadReader(q *req) (*multipart.Reader, bool) {
-	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, c.cfg.MaxUploadBytes)
-	mr, err := q.r.MultipartReader()
-	if err != nil {
-		q.answer(c, nil, "", problem{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type", Message: "the body must be multipart/form-data"})
-		return nil, false
+// upload runs an upload under the API's limits: it takes an upload slot
+// (before reading the body), caps the body and guards its part headers,
+// checks that the body opens with the CSRF token, and hands the rest to
+// fn, streaming. next is where the user goes once fn has succeeded.
+func (c *Console) upload(q *req, fn func(*multipart.Reader) (*gateway.Packet, error), next func(*gateway.Packet) string) {
+	lim := c.cfg.Uploads
+	if lim.Acquire != nil {
+		release, ok := lim.Acquire(q.s.who)
+		if !ok {
+			q.w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(lim.RetryAfter.Seconds())))))
+			q.answer(c, nil, "", problem{Status: http.StatusServiceUnavailable, Code: "busy", Message: "too many uploads in progress; retry later"})
+			return
+		}
+		defer release()
 	}
+	mt, params, err := mime.ParseMediaType(q.r.Header.Get("Content-Type"))
+	boundary := params["boundary"]
+	if err != nil || mt != "multipart/form-data" || boundary == "" || len(boundary) > 70 {
+		q.answer(c, nil, "", problem{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type",
+			Message: "the body must be multipart/form-data with a boundary of at most 70 characters"})
+		return
+	}
+	if q.r.ContentLength > c.cfg.MaxUploadBytes {
+		q.answer(c, nil, "", problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("the body is larger than %d bytes", c.cfg.MaxUploadBytes)})
+		return
+	}
+	var body io.Reader = http.MaxBytesReader(q.w, q.r.Body, c.cfg.MaxUploadBytes)
+	failed := func() error { return nil }
+	if lim.Guard != nil {
+		body, failed = lim.Guard(body, boundary)
+	}
+	mr := multipart.NewReader(body, boundary)
 	part, err := mr.NextPart()
+	if err != nil && failed() != nil {
+		q.answer(c, nil, "", c.problemOf(failed()))
+		return
+	}
 	if err != nil || part.FormName() != "csrf" {
 		http.Error(q.w, "the CSRF token must be the first part", http.StatusForbidden)
-		return nil, false
+		return
 	}
 	tok, _ := io.ReadAll(io.LimitReader(part, 256))
-	return mr, q.checkCSRF(string(tok))
+	if !q.checkCSRF(string(tok)) {
+		return
+	}
+	p, err := fn(mr)
+	if err != nil {
+		if ferr := failed(); ferr != nil {
+			err = ferr
+		}
+		q.answer(c, nil, "", c.problemOf(err))
+		return
+	}
+	q.answer(c, p, next(p), problem{})
 }
 
 // wantsJSON tells the console's script (which asks for JSON) from a plain form post.
@@ -211,38 +254,26 @@ func (c *Console) done(q *req, p *gateway.Packet, err error, next string) {
 // submit takes csrf, then the manifest (built by the page's script from
 // the form), then the files, and hands the stream to the gateway.
 func (c *Console) submit(q *req) {
-	mr, ok := c.uploadReader(q)
-	if !ok {
-		return
-	}
-	p, err := c.g.Submit(q.r.Context(), q.s.who, nil, gateway.MultipartParts(mr))
-	next := ""
-	if p != nil {
-		next = Prefix + "packets/" + p.ID + "?receipt=1"
-	}
-	c.done(q, p, err, next)
+	c.upload(q, func(mr *multipart.Reader) (*gateway.Packet, error) {
+		return c.g.Submit(q.r.Context(), q.s.who, nil, gateway.MultipartParts(mr))
+	}, func(p *gateway.Packet) string { return Prefix + "packets/" + p.ID + "?receipt=1" })
 }
 
+// toPacket is where an upload to an existing packet returns.
+func toPacket(p *gateway.Packet) string { return Prefix + "packets/" + p.ID }
+
 func (c *Console) supplement(q *req) {
-	mr, ok := c.uploadReader(q)
-	if !ok {
-		return
-	}
-	mr, stop := skipEmptyFiles(mr)
-	defer stop()
-	id := q.r.PathValue("id")
-	p, err := c.g.Supplement(q.r.Context(), q.s.who, nil, id, gateway.MultipartParts(mr))
-	c.done(q, p, err, Prefix+"packets/"+id)
+	c.upload(q, func(mr *multipart.Reader) (*gateway.Packet, error) {
+		mr, stop := skipEmptyFiles(mr)
+		defer stop()
+		return c.g.Supplement(q.r.Context(), q.s.who, nil, q.r.PathValue("id"), gateway.MultipartParts(mr))
+	}, toPacket)
 }
 
 func (c *Console) license(q *req) {
-	mr, ok := c.uploadReader(q)
-	if !ok {
-		return
-	}
-	id := q.r.PathValue("id")
-	p, err := c.g.IssueLicense(q.r.Context(), q.s.who, nil, id, gateway.MultipartParts(mr))
-	c.done(q, p, err, Prefix+"packets/"+id)
+	c.upload(q, func(mr *multipart.Reader) (*gateway.Packet, error) {
+		return c.g.IssueLicense(q.r.Context(), q.s.who, nil, q.r.PathValue("id"), gateway.MultipartParts(mr))
+	}, toPacket)
 }
 
 func (c *Console) act(q *req) {
@@ -257,11 +288,14 @@ func (c *Console) act(q *req) {
 
 // skipEmptyFiles drops the parts of file inputs left empty in a plain
 // form, so that only chosen files reach the gateway. The returned stop
-// ends the copy if the gateway stops reading early.
+// ends the copy if the gateway stops reading early, and waits for it: the
+// request body (and its guard) must not be read once the handler returns.
 func skipEmptyFiles(mr *multipart.Reader) (*multipart.Reader, func()) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		pw.CloseWithError(func() error {
 			for {
 				part, err := mr.NextPart()
@@ -292,7 +326,10 @@ func skipEmptyFiles(mr *multipart.Reader) (*multipart.Reader, func()) {
 			}
 		}())
 	}()
-	return multipart.NewReader(pr, mw.Boundary()), func() { pr.Close() }
+	return multipart.NewReader(pr, mw.Boundary()), func() {
+		pr.Close()
+		<-done
+	}
 }
 
 type packetData struct {

@@ -45,10 +45,15 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// create starts a session for who and returns its cookie value.
-func (s *sessions) create(who gateway.Principal) (string, *session) {
+// create starts a session for who, to end after the TTL or at until
+// (the credential's own expiry, if not zero), whichever comes first, and
+// returns its cookie value.
+func (s *sessions) create(who gateway.Principal, until time.Time) (string, *session) {
 	id := randomToken()
 	ss := &session{who: who, csrf: randomToken(), expires: s.now().Add(s.ttl)}
+	if !until.IsZero() && until.Before(ss.expires) {
+		ss.expires = until
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
