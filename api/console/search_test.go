@@ -14,6 +14,7 @@ import (
 	"tongban/api/apitest"
 	"tongban/api/console"
 	"tongban/gateway"
+	"tongban/gateway/packetcsv"
 	"tongban/gateway/workday"
 )
 
@@ -51,7 +52,7 @@ func searchAll(t *testing.T, c *client, path string) ([]string, int) {
 func csvIDs(t *testing.T, body string) []string {
 	t.Helper()
 	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, "\ufeff"))).ReadAll()
-	if err != nil || len(rows) == 0 || strings.Join(rows[0], ",") != "id,item,origin,destination,status,submitted,deadline,overdue,last_seq" {
+	if err != nil || len(rows) == 0 || !slices.Equal(rows[0], packetcsv.Header) {
 		t.Fatalf("CSV export: %v\n%s", err, body)
 	}
 	var ids []string
