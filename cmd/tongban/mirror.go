@@ -309,7 +309,7 @@ func (m *mirrorStore) hashReader() tlog.HashReader {
 // add verifies the next entry (canonical, in sequence, linked to the one
 // before) and adds it to the tree in memory.
 func (m *mirrorStore) add(raw []byte) (*format.Entry, error) {
-	e, err := format.ParseEntry(raw)
+	e, err := parseCanonical(raw)
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", m.n, err)
 	}
@@ -347,7 +347,7 @@ type parsedEntries struct {
 func parseEntries(raws [][]byte) parsedEntries {
 	p := parsedEntries{raws: raws, entries: make([]*format.Entry, 0, len(raws)), leaves: make([]format.Hash, 0, len(raws))}
 	for _, raw := range raws {
-		e, err := format.ParseEntry(raw)
+		e, err := parseCanonical(raw)
 		if err != nil {
 			p.err = err
 			break
