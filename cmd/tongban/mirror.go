@@ -306,18 +306,9 @@ func (m *mirrorStore) hashReader() tlog.HashReader {
 	})
 }
 
-// add verifies the next entry (canonical, in sequence, linked to the one
-// before) and adds it to the tree in memory.
-func (m *mirrorStore) add(raw []byte) (*format.Entry, error) {
-	e, err := parseCanonical(raw)
-	if err != nil {
-		return nil, fmt.Errorf("entry %d: %w", m.n, err)
-	}
-	return e, m.addParsed(e, format.LeafHash(raw))
-}
-
-// addParsed is add for an entry already parsed (which proved its bytes
-// canonical) and hashed, as parseEntries does off the ordered path.
+// addParsed verifies the next entry, already parsed (which proved its
+// bytes canonical) and hashed by parseEntries off the ordered path: in
+// sequence and linked to the one before. It adds it to the tree in memory.
 func (m *mirrorStore) addParsed(e *format.Entry, leaf format.Hash) error {
 	if e.Seq != m.n {
 		return fmt.Errorf("entry %d: holds seq %d", m.n, e.Seq)
