@@ -66,13 +66,7 @@ func (s *server) tile(c *gin.Context) {
 	}
 	var data []byte
 	if t.L == -1 {
-		var raws [][]byte
-		raws, err = l.RawEntries(c.Request.Context(), t.N*torchwood.TileWidth, int64(t.W))
-		for _, r := range raws {
-			if data, err = torchwood.AppendTileEntry(data, r); err != nil {
-				break
-			}
-		}
+		data, err = l.EntryBundle(c.Request.Context(), t.N*torchwood.TileWidth, int64(t.W))
 	} else {
 		data, err = l.ReadTileData(t)
 	}

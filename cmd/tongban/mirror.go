@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -188,28 +189,10 @@ func openMirror(dir, vkey string) (*mirrorStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := bufio.NewReaderSize(m.f, 1<<20)
-	var off int64
-	var hdr [4]byte
-	for m.n < m.cp.Size {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			m.f.Close()
-			return nil, exitError{code: 1, msg: fmt.Sprintf("the mirror in %s holds %d entries, its checkpoint says %d: %v", dir, m.n, m.cp.Size, err)}
-		}
-		raw := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-		if len(raw) > format.MaxEntrySize {
-			m.f.Close()
-			return nil, exitError{code: 1, msg: fmt.Sprintf("entry %d in %s: a record of %d bytes", m.n, dir, len(raw))}
-		}
-		if _, err := io.ReadFull(r, raw); err != nil {
-			m.f.Close()
-			return nil, exitError{code: 1, msg: fmt.Sprintf("entry %d in %s: %v", m.n, dir, err)}
-		}
-		if _, err := m.add(raw); err != nil {
-			m.f.Close()
-			return nil, exitError{code: 1, msg: fmt.Sprintf("the mirror in %s: %v", dir, err)}
-		}
-		off += 4 + int64(len(raw))
+	off, err := m.load(m.cp.Size)
+	if err != nil {
+		m.f.Close()
+		return nil, err
 	}
 	if m.n > 0 {
 		if err := m.checkRoot(m.cp); err != nil {
@@ -231,6 +214,85 @@ func openMirror(dir, vkey string) (*mirrorStore, error) {
 
 func (m *mirrorStore) close() error { return m.f.Close() }
 
+// loadBatch is how many entries the mirror's file is read and parsed in
+// at a time.
+const loadBatch = 1024
+
+// load reads the first n entries of the mirror's file and verifies them
+// into the tree held: batches are parsed on every core while they are added
+// in order. It returns the offset just past them.
+func (m *mirrorStore) load(n int64) (int64, error) {
+	type batch struct {
+		first int64
+		parsedEntries
+		err error // reading stopped after raws
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	futures := make(chan chan batch, runtime.GOMAXPROCS(0)+1)
+	go func() {
+		defer close(futures)
+		r := bufio.NewReaderSize(m.f, 1<<20)
+		var hdr [4]byte
+		var slab []byte
+		for first := int64(0); first < n && ctx.Err() == nil; first += loadBatch {
+			var raws [][]byte
+			var err error
+			for i := first; i < min(first+loadBatch, n) && err == nil; i++ {
+				if _, err = io.ReadFull(r, hdr[:]); err != nil {
+					err = exitError{code: 1, msg: fmt.Sprintf("the mirror in %s holds %d entries, its checkpoint says %d: %v", m.dir, i, n, err)}
+					break
+				}
+				sz := int(binary.BigEndian.Uint32(hdr[:]))
+				if sz > format.MaxEntrySize {
+					err = exitError{code: 1, msg: fmt.Sprintf("entry %d in %s: a record of %d bytes", i, m.dir, sz)}
+					break
+				}
+				if cap(slab)-len(slab) < sz { // entries share slabs: fewer allocations
+					slab = make([]byte, 0, max(1<<18, sz))
+				}
+				raw := slab[len(slab) : len(slab)+sz : len(slab)+sz]
+				slab = slab[:len(slab)+sz]
+				if _, err = io.ReadFull(r, raw); err != nil {
+					err = exitError{code: 1, msg: fmt.Sprintf("entry %d in %s: %v", i, m.dir, err)}
+					break
+				}
+				raws = append(raws, raw)
+			}
+			c := make(chan batch, 1)
+			select {
+			case futures <- c:
+			case <-ctx.Done():
+				return
+			}
+			go func() { c <- batch{first: first, parsedEntries: parseEntries(raws), err: err} }()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { // on an early return: let the parsers end
+		cancel()
+		for c := range futures {
+			<-c
+		}
+	}()
+	var off int64
+	for c := range futures {
+		b := <-c
+		if _, err := m.addAll(b.parsedEntries, b.first); err != nil {
+			return 0, exitError{code: 1, msg: fmt.Sprintf("the mirror in %s: %v", m.dir, err)}
+		}
+		if b.err != nil {
+			return 0, b.err
+		}
+		for _, raw := range b.raws {
+			off += 4 + int64(len(raw))
+		}
+	}
+	return off, nil
+}
+
 // hashReader reads the mirror's own stored hashes.
 func (m *mirrorStore) hashReader() tlog.HashReader {
 	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
@@ -245,27 +307,66 @@ func (m *mirrorStore) hashReader() tlog.HashReader {
 	})
 }
 
-// add verifies the next entry (canonical, in sequence, linked to the one
-// before) and adds it to the tree in memory.
-func (m *mirrorStore) add(raw []byte) (*format.Entry, error) {
-	e, err := format.ParseEntry(raw)
-	if err != nil {
-		return nil, fmt.Errorf("entry %d: %w", m.n, err)
-	}
+// addParsed verifies the next entry, already parsed (which proved its
+// bytes canonical) and hashed by parseEntries off the ordered path: in
+// sequence and linked to the one before. It adds it to the tree in memory.
+func (m *mirrorStore) addParsed(e *format.Entry, leaf format.Hash) error {
 	if e.Seq != m.n {
-		return nil, fmt.Errorf("entry %d: holds seq %d", m.n, e.Seq)
+		return fmt.Errorf("entry %d: holds seq %d", m.n, e.Seq)
 	}
 	if e.Prev != m.prev {
-		return nil, fmt.Errorf("entry %d: its prev hash %s is not the leaf hash of entry %d (%s): the chain is broken", m.n, e.Prev, m.n-1, m.prev)
+		return fmt.Errorf("entry %d: its prev hash %s is not the leaf hash of entry %d (%s): the chain is broken", m.n, e.Prev, m.n-1, m.prev)
 	}
-	hs, err := tlog.StoredHashes(m.n, raw, m.hashReader())
+	hs, err := tlog.StoredHashesForRecordHash(m.n, tlog.Hash(leaf), m.hashReader())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m.hashes = append(m.hashes, hs...)
-	m.prev = format.LeafHash(raw)
+	m.prev = leaf
 	m.n++
-	return e, nil
+	return nil
+}
+
+// parsedEntries are entries checked for canonical form and hashed, the
+// part of verifying that needs no order and so runs on several cores.
+type parsedEntries struct {
+	raws    [][]byte
+	entries []*format.Entry // entries[i] parses raws[i]; shorter than raws after a failure
+	leaves  []format.Hash
+	err     error // why raws[len(entries)] is not a canonical entry
+}
+
+func parseEntries(raws [][]byte) parsedEntries {
+	p := parsedEntries{raws: raws, entries: make([]*format.Entry, 0, len(raws)), leaves: make([]format.Hash, 0, len(raws))}
+	for _, raw := range raws {
+		e, err := parseCanonical(raw)
+		if err != nil {
+			p.err = err
+			break
+		}
+		p.entries = append(p.entries, e)
+		p.leaves = append(p.leaves, format.LeafHash(raw))
+	}
+	return p
+}
+
+// addAll adds the parsed entries in order, from seq first on (skipping
+// those before the mirror's end); it stops at the first that fails.
+func (m *mirrorStore) addAll(p parsedEntries, first int64) ([]*format.Entry, error) {
+	var added []*format.Entry
+	for i := range p.raws {
+		if first+int64(i) < m.n {
+			continue
+		}
+		if i == len(p.entries) {
+			return added, fmt.Errorf("entry %d: %w", m.n, p.err)
+		}
+		if err := m.addParsed(p.entries[i], p.leaves[i]); err != nil {
+			return added, err
+		}
+		added = append(added, p.entries[i])
+	}
+	return added, nil
 }
 
 // rollback forgets the entries added after the first n.
@@ -402,29 +503,13 @@ func (f *mirrorFollower) round(ctx context.Context) error {
 			m.rollback(start, prev)
 			return b.err
 		}
-		data := b.data
-		for i := int64(0); i < b.w; i++ {
-			raw, rest, err := torchwood.ReadTileEntry(data)
-			if err != nil {
-				m.rollback(start, prev)
-				return exitError{code: 1, msg: fmt.Sprintf("entry bundle %d: %v", b.n, err)}
-			}
-			data = rest
-			if b.n*torchwood.TileWidth+i < start {
-				continue
-			}
-			e, err := m.add(raw)
-			if err != nil {
-				m.rollback(start, prev)
-				return f.bad(signed, err)
-			}
-			raws = append(raws, raw)
-			added = append(added, e)
-		}
-		if len(data) != 0 {
+		es, err := m.addAll(b.parsedEntries, b.n*torchwood.TileWidth)
+		if err != nil {
 			m.rollback(start, prev)
-			return exitError{code: 1, msg: fmt.Sprintf("entry bundle %d holds more than its %d entries", b.n, b.w)}
+			return f.bad(signed, err)
 		}
+		raws = append(raws, b.raws[len(b.raws)-len(es):]...)
+		added = append(added, es...)
 	}
 	if err := m.checkRoot(cp); err != nil {
 		m.rollback(start, prev)
@@ -441,20 +526,22 @@ func (f *mirrorFollower) round(ctx context.Context) error {
 	return nil
 }
 
-// entryBundle is one fetched entry bundle: tile n, of width w.
+// entryBundle is one fetched entry bundle, tile n of width w, split and
+// parsed.
 type entryBundle struct {
 	n, w int64
-	data []byte
-	err  error
+	parsedEntries
+	err error
 }
 
-// fetchAhead is how many entry bundles are fetched while one is verified.
-const fetchAhead = 4
+// fetchAhead is how many entry bundles are fetched and parsed while the
+// oldest is verified in order.
+const fetchAhead = 8
 
 // entryBundles fetches the entry bundles that hold entries from..size-1,
-// a few at a time, and delivers them in order. It stops after an error
-// (delivered last) or when ctx ends; the caller must drain the channel,
-// or cancel ctx and drain it.
+// several at a time, splits and parses each as it arrives, and delivers
+// them in order. It stops after an error (delivered last) or when ctx
+// ends; the caller must drain the channel, or cancel ctx and drain it.
 func (f *mirrorFollower) entryBundles(ctx context.Context, from, size int64) <-chan entryBundle {
 	ctx, cancel := context.WithCancel(ctx)
 	futures := make(chan chan entryBundle, fetchAhead)
@@ -469,8 +556,15 @@ func (f *mirrorFollower) entryBundles(ctx context.Context, from, size int64) <-c
 				return
 			}
 			go func() {
+				b := entryBundle{n: n, w: w}
 				data, err := f.get(ctx, torchwood.TilePath(tlog.Tile{H: torchwood.TileHeight, L: -1, N: n, W: int(w)}))
-				c <- entryBundle{n: n, w: w, data: data, err: err}
+				if err == nil {
+					var raws [][]byte
+					raws, err = splitBundle(data, n, w)
+					b.parsedEntries = parseEntries(raws)
+				}
+				b.err = err
+				c <- b
 			}()
 		}
 	}()
@@ -491,6 +585,21 @@ func (f *mirrorFollower) entryBundles(ctx context.Context, from, size int64) <-c
 		}
 	}()
 	return out
+}
+
+// splitBundle splits entry bundle n into its w entries.
+func splitBundle(data []byte, n, w int64) ([][]byte, error) {
+	raws := make([][]byte, w)
+	for i := range raws {
+		var err error
+		if raws[i], data, err = torchwood.ReadTileEntry(data); err != nil {
+			return nil, exitError{code: 1, msg: fmt.Sprintf("entry bundle %d: %v", n, err)}
+		}
+	}
+	if len(data) != 0 {
+		return nil, exitError{code: 1, msg: fmt.Sprintf("entry bundle %d holds more than its %d entries", n, w)}
+	}
+	return raws, nil
 }
 
 // bad reports entries that do not match the server's own signed tree,
@@ -535,7 +644,7 @@ func (f *mirrorFollower) get(ctx context.Context, path string) ([]byte, error) {
 	if f.cf.token != "" {
 		req.Header.Set("Authorization", "Bearer "+f.cf.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := mirrorClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -545,6 +654,14 @@ func (f *mirrorFollower) get(ctx context.Context, path string) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }
+
+// mirrorClient keeps a connection open for each tile fetched at once
+// (the default client keeps two, and would reconnect for the rest).
+var mirrorClient = &http.Client{Transport: func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = fetchAhead + 2
+	return t
+}()}
 
 // tileFetcher reads the server's hash tiles for tlog.TileHashReader,
 // which checks them against the signed tree.
