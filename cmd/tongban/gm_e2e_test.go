@@ -200,6 +200,20 @@ func TestGMSeedStory(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "signature (SM2)") {
 		t.Fatalf("fetch --verify --sm2-key: exit %d\n%s%s", code, stdout, stderr)
 	}
+
+	// A mirror that requires the SM2 line follows the log; with another
+	// SM2 key it takes nothing.
+	mirror := func(dir, sm2 string) (int, string) {
+		code, stdout, stderr := tongban(t, []string{"TONGBAN_TOKEN=" + e.Tokens[dest]}, "mirror", "--server", e.URL,
+			"--log-key", vkey, "--sm2-key", sm2, "--dir", dir)
+		return code, stdout + stderr
+	}
+	if code, out := mirror(filepath.Join(dir, "m1"), sm2File); code != 0 || !strings.Contains(out, "verified entries") {
+		t.Fatalf("mirror --sm2-key: exit %d\n%s", code, out)
+	}
+	if code, out := mirror(filepath.Join(dir, "m2"), other.VerifierKey()); code != 3 || !strings.Contains(out, "no valid SM2 signature") {
+		t.Fatalf("mirror --sm2-key of another key: exit %d\n%s", code, out)
+	}
 }
 
 // mustSignLine is the signature line s makes over text.

@@ -25,7 +25,7 @@ import (
 	fsstore "tongban/storage/fs"
 )
 
-const mirrorUsage = "usage: tongban mirror --server URL --log-key KEY --dir DIR [--witness VKEY]... [--quorum K] [--token T] [--follow [--interval D] [--agency ID]] | tongban mirror verify --dir DIR --log-key KEY [--witness VKEY]... [--quorum K]"
+const mirrorUsage = "usage: tongban mirror --server URL --log-key KEY --dir DIR [--witness VKEY]... [--quorum K] [--sm2-key KEY] [--token T] [--follow [--interval D] [--agency ID]] | tongban mirror verify --dir DIR --log-key KEY [--witness VKEY]... [--quorum K]"
 
 // runMirror keeps a verified copy of a gateway's ledger, fetched through
 // the tlog-tiles API, and with --follow keeps it up to date.
@@ -41,6 +41,7 @@ func runMirror(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	follow := fs.Bool("follow", false, "keep up with the log until interrupted")
 	interval := fs.Duration("interval", 5*time.Second, "with --follow, how often to look for new entries")
 	agency := fs.String("agency", "", "with --follow, print the entries that concern this agency")
+	sm2Arg := fs.String("sm2-key", "", "gm profile: the log's SM2 verifier key, or a file holding it; every checkpoint must then carry its signature")
 	var pf policyFlags
 	pf.register(fs)
 	pos, err := parseArgs(fs, args)
@@ -71,6 +72,11 @@ func runMirror(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "holding %d verified entries of %s (root %s)\n", m.cp.Size, m.cp.Origin, m.cp.Root)
 	}
 	f := &mirrorFollower{m: m, cf: &cf, policy: policy, agency: *agency, follow: *follow, out: stdout}
+	if *sm2Arg != "" {
+		if f.sm2Key, err = loadSM2VerifierKey(*sm2Arg); err != nil {
+			return err
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		f.belowQuorum = false
 		err := f.round(ctx)
@@ -417,6 +423,7 @@ type mirrorFollower struct {
 	m      *mirrorStore
 	cf     *clientFlags
 	policy *witness.Policy
+	sm2Key string // gm profile: the SM2 verifier key every checkpoint must be signed by
 	agency string
 	follow bool
 	out    io.Writer
@@ -435,6 +442,9 @@ func (f *mirrorFollower) round(ctx context.Context) error {
 		return err
 	}
 	cp, err := format.OpenCheckpoint(signed, m.vkey)
+	if err == nil && f.sm2Key != "" {
+		err = checkSM2(signed, f.sm2Key)
+	}
 	if err != nil {
 		return exitError{code: 3, msg: fmt.Sprintf("UNVERIFIABLE: the server's checkpoint: %v", err)}
 	}
