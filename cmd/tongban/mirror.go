@@ -345,7 +345,7 @@ type parsedEntries struct {
 func parseEntries(raws [][]byte) parsedEntries {
 	p := parsedEntries{raws: raws, entries: make([]*format.Entry, 0, len(raws)), leaves: make([]format.Hash, 0, len(raws))}
 	for _, raw := range raws {
-		e, err := parseCanonical(raw)
+		e, err := format.ParseEntry(raw)
 		if err != nil {
 			p.err = err
 			break

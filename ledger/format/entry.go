@@ -100,6 +100,15 @@ func (e *Entry) checkFields() error {
 // exactly the canonical encoding of what they decode to are rejected, so one
 // entry has one encoding and therefore one leaf hash.
 func ParseEntry(data []byte) (*Entry, error) {
+	if e, ok := readCanonical(data); ok {
+		return e, nil
+	}
+	return parseEntry(data)
+}
+
+// parseEntry is ParseEntry by decoding and encoding again: it decides
+// whatever the fast path (fastentry.go) does not take.
+func parseEntry(data []byte) (*Entry, error) {
 	if len(data) > MaxEntrySize {
 		return nil, fmt.Errorf("format: entry of %d bytes exceeds %d", len(data), MaxEntrySize)
 	}

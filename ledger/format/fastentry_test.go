@@ -1,4 +1,4 @@
-package main
+package format
 
 import (
 	"encoding/json"
@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"tongban/ledger/format"
 )
 
 // canonicalSamples are canonical entries of many shapes: names with
@@ -26,11 +24,11 @@ func canonicalSamples(t testing.TB) [][]byte {
 	payloads := []string{"", `{}`, `{"n":1}`, `{"a":[1,2,{"b":null}],"s":"x\"y\\z\u00e9<>&","f":-1.5e3,"t":true}`, `{"青浦":"吴江"}`}
 	var out [][]byte
 	for i := range 400 {
-		e := format.Entry{
+		e := Entry{
 			Seq:     []int64{0, 1, 9, 10, 1<<63 - 1, 123456789}[i%6],
 			Time:    times[i%len(times)],
 			Type:    names[i%len(names)],
-			Actor:   format.Actor{Agency: names[(i+1)%len(names)], Role: names[(i/3)%len(names)]},
+			Actor:   Actor{Agency: names[(i+1)%len(names)], Role: names[(i/3)%len(names)]},
 			Packet:  names[(i/7)%len(names)],
 			Payload: json.RawMessage(payloads[i%len(payloads)]),
 		}
@@ -44,33 +42,33 @@ func canonicalSamples(t testing.TB) [][]byte {
 	return out
 }
 
-// checkAgrees fails unless readCanonical accepts only what format.ParseEntry
+// checkAgrees fails unless readCanonical accepts only what parseEntry
 // accepts, decoding it to the same entry.
 func checkAgrees(t testing.TB, data []byte) (fast bool) {
 	e, ok := readCanonical(data)
-	want, err := format.ParseEntry(data)
+	want, err := parseEntry(data)
 	switch {
 	case ok && err != nil:
-		t.Fatalf("readCanonical accepts %q, which format.ParseEntry refuses: %v", data, err)
+		t.Fatalf("readCanonical accepts %q, which parseEntry refuses: %v", data, err)
 	case ok && !reflect.DeepEqual(e, want):
-		t.Fatalf("readCanonical reads %q as\n%#v\nformat.ParseEntry as\n%#v", data, e, want)
+		t.Fatalf("readCanonical reads %q as\n%#v\nparseEntry as\n%#v", data, e, want)
 	}
-	if got, perr := parseCanonical(data); (perr == nil) != (err == nil) || err == nil && !reflect.DeepEqual(got, want) {
-		t.Fatalf("parseCanonical(%q) = %v, %v; format.ParseEntry: %v, %v", data, got, perr, want, err)
+	if got, perr := ParseEntry(data); (perr == nil) != (err == nil) || err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseEntry(%q) = %v, %v; parseEntry: %v, %v", data, got, perr, want, err)
 	}
 	return ok
 }
 
-// TestMirrorParseCanonicalAgrees holds the mirror's fast path to format.ParseEntry
+// TestFastEntryAgrees holds ParseEntry's fast path to parseEntry
 // on canonical entries and on every one of many mutations of them.
-func TestMirrorParseCanonicalAgrees(t *testing.T) {
+func TestFastEntryAgrees(t *testing.T) {
 	samples := canonicalSamples(t)
 	plain := func(s string) bool {
 		return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r > 0x7e || r == '"' || r == '\\' })
 	}
 	fast := 0
 	for _, b := range samples {
-		e, _ := format.ParseEntry(b)
+		e, _ := parseEntry(b)
 		// The gateway's own entries (ASCII names) must take the fast path.
 		want := plain(e.Type) && plain(e.Actor.Agency) && plain(e.Actor.Role) && plain(e.Packet)
 		if got := checkAgrees(t, b); got != want {
@@ -140,8 +138,8 @@ func TestMirrorParseCanonicalAgrees(t *testing.T) {
 	checkAgrees(t, b)
 }
 
-// FuzzMirrorParseCanonical: go test ./cmd/tongban -run XXX -fuzz FuzzMirrorParseCanonical
-func FuzzMirrorParseCanonical(f *testing.F) {
+// FuzzFastEntry: go test ./ledger/format -run XXX -fuzz FuzzFastEntry
+func FuzzFastEntry(f *testing.F) {
 	for _, b := range canonicalSamples(f) {
 		f.Add(b)
 	}

@@ -1,4 +1,4 @@
-package main
+package format
 
 import (
 	"bytes"
@@ -6,33 +6,18 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-
-	"tongban/ledger/format"
 )
 
-// parseCanonical is format.ParseEntry for the mirror, which checks every
-// entry of the log and spends most of its time there. Entries as the
-// gateway writes them (ASCII names, a compact payload) are checked by
-// reading the one canonical layout directly; anything else goes to
-// format.ParseEntry, which decides. The fast path only accepts bytes that
-// format.ParseEntry accepts, decoding to the same entry
-// (TestMirrorParseCanonicalAgrees and FuzzMirrorParseCanonical hold it to that).
-func parseCanonical(data []byte) (*format.Entry, error) {
-	if e, ok := readCanonical(data); ok {
-		return e, nil
-	}
-	return format.ParseEntry(data)
-}
-
-// readCanonical reads data if it is exactly the canonical encoding of an
-// entry whose strings are printable ASCII without quotes or backslashes
+// readCanonical is ParseEntry's fast path, for the verifiers that check
+// every entry of the log (ledger verify, mirrors, bundles). It reads data if
+// it is exactly the canonical encoding of an entry whose strings are printable ASCII without quotes or backslashes
 // (which JSON writes as they are); ok is false for anything else.
-func readCanonical(data []byte) (e *format.Entry, ok bool) {
-	if len(data) > format.MaxEntrySize {
+func readCanonical(data []byte) (e *Entry, ok bool) {
+	if len(data) > MaxEntrySize {
 		return nil, false
 	}
 	r := canonReader{b: data}
-	e = new(format.Entry)
+	e = new(Entry)
 	var seq, ts, prev []byte
 	ok = r.lit(`{"seq":`) && r.digits(&seq) &&
 		r.lit(`,"time":"`) && r.str(&ts) &&
