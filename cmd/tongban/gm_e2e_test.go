@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"tongban/api/apitest"
 	"tongban/gateway/bundle"
+	"tongban/ledger/format"
 	"tongban/ledger/gmnote"
 	"tongban/storage/s3"
 	"tongban/storage/s3test"
@@ -26,10 +28,11 @@ func hexSM3(b []byte) string {
 }
 
 // TestGMSeedStory runs the seed story under the gm profile over HTTP
-// against VersityGW, then checks its bundle with the binary: both
-// families verify; an old verifier (no --sm2-key) still accepts it; a
-// flipped byte is caught by both digests; an SM2 line missing or by
-// another key is UNVERIFIABLE when --sm2-key is given.
+// against VersityGW, then checks its bundle and every write's receipt with
+// the binary: both families verify; an old verifier (no --sm2-key) still
+// accepts them; a flipped byte is caught by both digests (bundle) or the
+// proof (receipt); an SM2 line missing or by another key is UNVERIFIABLE
+// when --sm2-key is given, an altered one ALTERED.
 func TestGMSeedStory(t *testing.T) {
 	srv := s3test.Start(t)
 	st, err := s3.Open(context.Background(), s3.Config{Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
@@ -40,24 +43,43 @@ func TestGMSeedStory(t *testing.T) {
 	e := apitest.New(t, apitest.Options{Store: st, GM: true})
 	const origin, dest = "jiashan-window:submitter", "qingpu-amr:reviewer"
 	m, files := apitest.CompanySetup()
-	id := e.MustSubmit(origin, m, files)
-	e.Act(dest, id, "receive", "", 200)
-	e.Act(dest, id, "return", "公司章程缺少股东签字页，请补正", 200)
+	var receipts [][]byte // of every write, in order
+	receiptOf := func(what string, body []byte) {
+		t.Helper()
+		var ans struct{ Receipt string }
+		if err := json.Unmarshal(body, &ans); err != nil || ans.Receipt == "" {
+			t.Fatalf("%s answered without a receipt: %s", what, body)
+		}
+		receipts = append(receipts, []byte(ans.Receipt))
+	}
+	code, body := e.Submit(origin, m, files)
+	if code != 201 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	receiptOf("submit", body)
+	var created struct{ ID string }
+	json.Unmarshal(body, &created)
+	id := created.ID
+	act := func(who, action, reason string) { t.Helper(); receiptOf(action, e.Act(who, id, action, reason, 200)) }
+	act(dest, "receive", "")
+	act(dest, "return", "公司章程缺少股东签字页，请补正")
 	articles := apitest.PDF(5000)
 	parts := apitest.SubmissionParts(map[string]any{"materials": []apitest.MaterialSpec{{Kind: "articles", Filename: "章程-补正.pdf"}}},
 		[]apitest.File{{Kind: "articles", Filename: "章程-补正.pdf", Data: articles}})
 	mp, ct := apitest.Multipart(parts)
-	if code, body := e.Do("POST", "/v1/packets/"+id+"/supplements", origin, mp, ct); code != 200 {
+	if code, body = e.Do("POST", "/v1/packets/"+id+"/supplements", origin, mp, ct); code != 200 {
 		t.Fatalf("supplement: %d %s", code, body)
 	}
-	e.Act(dest, id, "receive", "", 200)
-	e.Act(dest, id, "approve", "材料齐全，准予设立登记", 200)
+	receiptOf("supplement", body)
+	act(dest, "receive", "")
+	act(dest, "approve", "材料齐全，准予设立登记")
 	licence := apitest.OFD()
 	mp, ct = apitest.Multipart([]apitest.Part{{Name: "license", Filename: "营业执照.ofd", Data: licence}})
-	if code, body := e.Do("POST", "/v1/packets/"+id+"/license", dest, mp, ct); code != 200 {
+	if code, body = e.Do("POST", "/v1/packets/"+id+"/license", dest, mp, ct); code != 200 {
 		t.Fatalf("licence: %d %s", code, body)
 	}
-	e.Act(origin, id, "deliver", "", 200)
+	receiptOf("licence", body)
+	act(origin, "deliver", "")
 
 	// The packet view carries each file's SM3 beside its SHA-256.
 	want := map[string][]byte{"articles": articles}
@@ -66,7 +88,7 @@ func TestGMSeedStory(t *testing.T) {
 			want[f.Kind] = f.Data
 		}
 	}
-	code, body := e.Do("GET", "/v1/packets/"+id, dest, nil, "")
+	code, body = e.Do("GET", "/v1/packets/"+id, dest, nil, "")
 	var view struct {
 		Materials []struct{ Kind, SHA256, SM3 string }
 		License   struct{ SHA256, SM3 string }
@@ -187,6 +209,88 @@ func TestGMSeedStory(t *testing.T) {
 				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, stdout, stderr)
 			}
 			for _, s := range c.culprit {
+				if !strings.Contains(stdout+stderr, s) {
+					t.Fatalf("output lacks %q:\n%s%s", s, stdout, stderr)
+				}
+			}
+		})
+	}
+
+	// Every receipt of the story verifies with both families required.
+	if len(receipts) != 8 {
+		t.Fatalf("%d receipts, want one for each of the story's 8 writes", len(receipts))
+	}
+	for i, r := range receipts {
+		code, stdout, stderr := tongban(t, nil, "receipt", "verify", write(fmt.Sprint("receipt-", i), r),
+			"--log-key", vkey, "--sm2-key", sm2File, "--packet", id)
+		if code != 0 || !strings.Contains(stdout, "INTACT") || !strings.Contains(stdout, "SM2 line by "+e.Ledger.Origin()) {
+			t.Fatalf("receipt %d: exit %d\n%s%s", i, code, stdout, stderr)
+		}
+	}
+	// The licence's receipt, tampered with; a standard gateway's receipt.
+	last, err := format.ParseReceipt(receipts[6])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rText, rSigs, _ := strings.Cut(string(last.Checkpoint), "\n\n")
+	rLines := strings.SplitAfter(rSigs, "\n")
+	rLines = rLines[:len(rLines)-1] // after the last newline: nothing
+	if len(rLines) != 2 {
+		t.Fatalf("the receipt's checkpoint has %d signature lines, want Ed25519 and SM2:\n%s", len(rLines), last.Checkpoint)
+	}
+	receiptWith := func(f func(r *format.Receipt)) []byte {
+		c := last
+		c.Extra, c.Hashes = bytes.Clone(last.Extra), append([]format.Hash(nil), last.Hashes...)
+		f(&c)
+		return c.Marshal()
+	}
+	withSigs := func(sigLines ...string) []byte {
+		return receiptWith(func(r *format.Receipt) { r.Checkpoint = []byte(rText + "\n\n" + strings.Join(sigLines, "")) })
+	}
+	_, stdAnswer := std.Do("GET", "/v1/packets/"+sid, origin, nil, "")
+	var stdSeq struct {
+		LastSeq int64 `json:"last_seq"`
+	}
+	json.Unmarshal(stdAnswer, &stdSeq)
+	code, stdReceipt := std.Do("GET", fmt.Sprintf("/v1/packets/%s/receipts/%d", sid, stdSeq.LastSeq), origin, nil, "")
+	if code != 200 {
+		t.Fatalf("standard receipt: %d %s", code, stdReceipt)
+	}
+	for _, c := range []struct {
+		name    string
+		receipt []byte
+		key     string // the log key (default: the gm gateway's)
+		sm2     string // --sm2-key, if any
+		code    int
+		want    []string
+	}{
+		{"receipt, old verifier", receipts[6], "", "", 0, []string{"INTACT", "license.issued"}},
+		{"receipt, the entry's recorded SM3 altered", receiptWith(func(r *format.Receipt) {
+			r.Extra = bytes.Replace(r.Extra, []byte(hexSM3(licence)), []byte(hexSM3(articles)), 1)
+		}), "", sm2File, 1, []string{"ALTERED", "inclusion proof"}},
+		{"receipt, SM2 line missing", withSigs(rLines[0]), "", sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature by the key given"}},
+		{"receipt, SM2 line missing, old verifier", withSigs(rLines[0]), "", "", 0, []string{"INTACT"}},
+		{"receipt, SM2 key of another", receipts[6], "", other.VerifierKey(), 3, []string{"UNVERIFIABLE", "no SM2 signature by the key given"}},
+		{"receipt, SM2 line of another key", withSigs(rLines[0], mustSignLine(t, other, rText)), "", sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature"}},
+		{"receipt, SM2 line altered", withSigs(rLines[0], flipLast(rLines[1])), "", sm2File, 1, []string{"ALTERED", "checkpoint signature"}},
+		{"receipt, Ed25519 line altered", withSigs(flipLast(rLines[0]), rLines[1]), "", sm2File, 1, []string{"ALTERED", "checkpoint signature"}},
+		{"receipt, only the SM2 line", withSigs(rLines[1]), "", sm2File, 3, []string{"UNVERIFIABLE", "not signed by the log key given"}},
+		{"standard receipt, --sm2-key", stdReceipt, std.Ledger.VerifierKey(), sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			key := c.key
+			if key == "" {
+				key = vkey
+			}
+			args := []string{"receipt", "verify", write(strings.ReplaceAll(c.name, " ", "_")+".tlog-proof", c.receipt), "--log-key", key}
+			if c.sm2 != "" {
+				args = append(args, "--sm2-key", c.sm2)
+			}
+			code, stdout, stderr := tongban(t, nil, args...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, stdout, stderr)
+			}
+			for _, s := range c.want {
 				if !strings.Contains(stdout+stderr, s) {
 					t.Fatalf("output lacks %q:\n%s%s", s, stdout, stderr)
 				}

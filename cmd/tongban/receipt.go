@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"tongban/ledger/format"
+	"tongban/ledger/gmnote"
 )
 
 // receiptReport is what receipt verify found; --json prints it.
@@ -32,6 +33,9 @@ type receiptReport struct {
 		Root   string `json:"root"`
 	} `json:"checkpoint,omitempty"`
 	Cosignatures int `json:"cosignatures"` // by the witnesses given
+	// SM2Key is the SM2 key (name+ID) whose line on the checkpoint was
+	// verified, when --sm2-key required one (gm profile, docs/gm.md).
+	SM2Key string `json:"sm2_key,omitempty"`
 }
 
 type stringList []string
@@ -40,7 +44,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: tongban receipt verify FILE --log-key KEY [--packet ID] [--witness VKEY]... [--quorum K] [--json]"
+	const usage = "usage: tongban receipt verify FILE --log-key KEY [--sm2-key KEY] [--packet ID] [--witness VKEY]... [--quorum K] [--json]"
 	if len(args) == 0 || args[0] != "verify" {
 		return usageError(usage)
 	}
@@ -51,6 +55,7 @@ func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&witnesses, "witness", "a witness's verifier key, or a file holding it (repeatable)")
 	quorum := fs.Int("quorum", -1, "how many of the witnesses given must have cosigned (default: all of them)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	sm2Arg := fs.String("sm2-key", "", "gm profile: the log's SM2 verifier key, or a file holding it; its signature is then required")
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -61,6 +66,12 @@ func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	vkey, err := loadVerifierKey(*keyArg)
 	if err != nil {
 		return usageError("%v", err)
+	}
+	var sm2Key string
+	if *sm2Arg != "" {
+		if sm2Key, err = loadSM2VerifierKey(*sm2Arg); err != nil {
+			return err
+		}
 	}
 	var wkeys []string
 	for _, w := range witnesses {
@@ -80,7 +91,7 @@ func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	rep := verifyReceipt(text, vkey, wkeys, *quorum, *packet)
+	rep := verifyReceipt(text, receiptKeys{log: vkey, sm2: sm2Key, witnesses: wkeys, quorum: *quorum}, *packet)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -114,10 +125,19 @@ func loadWitnessKey(arg string) (string, error) {
 	return key, nil
 }
 
+// receiptKeys is the trust a receipt is checked with.
+type receiptKeys struct {
+	log       string   // the log's Ed25519 verifier key
+	sm2       string   // gm profile: the log's SM2 verifier key, whose line is then required
+	witnesses []string // witness verifier keys
+	quorum    int      // how many of them must have cosigned
+}
+
 // verifyReceipt checks a receipt offline: the checkpoint's signature under
-// vkey (and cosignatures by the witnesses), the entry's canonical form, that
-// it is the entry at the receipt's index, and its inclusion proof.
-func verifyReceipt(text []byte, vkey string, wkeys []string, quorum int, packet string) *receiptReport {
+// the log key (and the SM2 key, and cosignatures by the witnesses), the
+// entry's canonical form, that it is the entry at the receipt's index, and
+// its inclusion proof.
+func verifyReceipt(text []byte, keys receiptKeys, packet string) *receiptReport {
 	rep := &receiptReport{Verdict: "UNVERIFIABLE"}
 	unverifiable := func(f string, a ...any) *receiptReport {
 		rep.Verdict, rep.Problem = "UNVERIFIABLE", fmt.Sprintf(f, a...)
@@ -136,14 +156,22 @@ func verifyReceipt(text []byte, vkey string, wkeys []string, quorum int, packet 
 		return unverifiable("the receipt carries no entry (no extra line): nothing to judge")
 	}
 
-	// The checkpoint: signed by the log key given, cosigned by enough witnesses.
-	v, err := note.NewVerifier(vkey)
+	// The checkpoint: signed by the log key given (and its SM2 key, if
+	// given), cosigned by enough witnesses.
+	v, err := note.NewVerifier(keys.log)
 	if err != nil {
 		return unverifiable("the log key is not a note verifier key: %v", err)
 	}
 	verifiers := []note.Verifier{v}
+	var gv *gmnote.Verifier
+	if keys.sm2 != "" {
+		if gv, err = gmnote.NewVerifier(keys.sm2); err != nil {
+			return unverifiable("the SM2 key given: %v", err)
+		}
+		verifiers = append(verifiers, gv)
+	}
 	witness := map[string]bool{}
-	for _, k := range wkeys {
+	for _, k := range keys.witnesses {
 		wv, err := fnote.NewVerifier(k)
 		if err != nil {
 			return unverifiable("witness key: %v", err)
@@ -175,6 +203,11 @@ func verifyReceipt(text []byte, vkey string, wkeys []string, quorum int, packet 
 	if !logSigned {
 		return unverifiable("the checkpoint is not signed by the log key given (%s+%08x)", v.Name(), v.KeyHash())
 	}
+	// A line by another SM2 key is one of an unknown key, which note.Open
+	// skips: the line of the key given must be there.
+	if gv != nil && !gmnote.Signed(n, gv) {
+		return unverifiable("the checkpoint carries no SM2 signature by the key given (%s+%08x)", gv.Name(), gv.KeyHash())
+	}
 	cp, err := format.ParseCheckpoint([]byte(n.Text))
 	if err != nil {
 		return altered("the signed checkpoint is malformed: %v", err)
@@ -182,13 +215,19 @@ func verifyReceipt(text []byte, vkey string, wkeys []string, quorum int, packet 
 	if cp.Origin != v.Name() {
 		return unverifiable("the checkpoint is of log %q, the key given is %q's", cp.Origin, v.Name())
 	}
+	if gv != nil {
+		if gv.Name() != cp.Origin {
+			return unverifiable("the checkpoint is of log %q, the SM2 key given is %q's", cp.Origin, gv.Name())
+		}
+		rep.SM2Key = fmt.Sprintf("%s+%08x", gv.Name(), gv.KeyHash())
+	}
 	rep.Checkpoint = &struct {
 		Origin string `json:"origin"`
 		Size   int64  `json:"size"`
 		Root   string `json:"root"`
 	}{cp.Origin, cp.Size, cp.Root.String()}
-	if rep.Cosignatures < quorum {
-		return unverifiable("%d of the witnesses given cosigned the checkpoint; the quorum is %d", rep.Cosignatures, quorum)
+	if rep.Cosignatures < keys.quorum {
+		return unverifiable("%d of the witnesses given cosigned the checkpoint; the quorum is %d", rep.Cosignatures, keys.quorum)
 	}
 
 	// The entry: canonical, at the index, included in the checkpoint.
@@ -219,6 +258,9 @@ func verifyReceipt(text []byte, vkey string, wkeys []string, quorum int, packet 
 func printReceipt(w io.Writer, rep *receiptReport) {
 	if rep.Checkpoint != nil {
 		fmt.Fprintf(w, "checkpoint %s, size %d, root %s (%d witness cosignatures)\n", rep.Checkpoint.Origin, rep.Checkpoint.Size, rep.Checkpoint.Root, rep.Cosignatures)
+	}
+	if rep.SM2Key != "" {
+		fmt.Fprintf(w, "signature  SM2 line by %s verified as well\n", rep.SM2Key)
 	}
 	if rep.Type != "" {
 		fmt.Fprintf(w, "entry      seq %d: %s of packet %s by %s (%s) at %s\n", rep.Seq, rep.Type, rep.Packet,

@@ -11,15 +11,25 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"tongban/ledger"
 	"tongban/ledger/format"
+	"tongban/ledger/gmnote"
 )
 
 // makeReceipt appends n entries to a new ledger and returns the receipt of
 // entry seq, made as the gateway makes it, and the log's verifier key.
 func makeReceipt(t *testing.T, n int, seq int64) ([]byte, string) {
 	t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: t.TempDir()})
+	return makeReceiptOpts(t, ledger.Options{}, n, seq)
+}
+
+// makeReceiptOpts is makeReceipt with a ledger opened with o (Dir is set).
+func makeReceiptOpts(t *testing.T, o ledger.Options, n int, seq int64) ([]byte, string) {
+	t.Helper()
+	o.Dir = t.TempDir()
+	l, err := ledger.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,4 +170,122 @@ func containsFlag(args []string, f string) bool {
 		}
 	}
 	return false
+}
+
+// TestReceiptVerifySM2: under the gm profile a receipt's checkpoint carries
+// the SM2 line, and --sm2-key requires it: missing or by another key is
+// UNVERIFIABLE, altered is ALTERED as an altered Ed25519 line is.
+func TestReceiptVerifySM2(t *testing.T) {
+	priv, _, err := gmnote.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm2, err := gmnote.NewSigner(ledger.DefaultOrigin, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, vkey := makeReceiptOpts(t, ledger.Options{CoSigners: []note.Signer{sm2}}, 9, 5)
+	std, stdKey := makeReceipt(t, 9, 5) // a standard-profile log's receipt
+	r, err := format.ParseReceipt(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpText, sigs, _ := strings.Cut(string(r.Checkpoint), "\n\n")
+	lines := strings.SplitAfter(strings.TrimSuffix(sigs, "\n"), "\n")
+	lines[len(lines)-1] += "\n" // each line ends in a newline
+	if len(lines) != 2 || !strings.Contains(lines[0], ledger.DefaultOrigin) {
+		t.Fatalf("the receipt's checkpoint has %d signature lines, want Ed25519 and SM2:\n%s", len(lines), r.Checkpoint)
+	}
+	withLines := func(sigLines ...string) []byte {
+		c := r
+		c.Checkpoint = []byte(cpText + "\n\n" + strings.Join(sigLines, ""))
+		return c.Marshal()
+	}
+	otherPriv, _, err := gmnote.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := gmnote.NewSigner(ledger.DefaultOrigin, otherPriv)
+	elsewhere, _ := gmnote.NewSigner("elsewhere.example", priv) // the right key, another name
+
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sm2File := write("sm2.pub", sm2.VerifierKey()+"\n")
+	cases := []struct {
+		name    string
+		receipt []byte
+		log     string // default: vkey
+		sm2     string // --sm2-key, if any
+		code    int
+		want    string
+	}{
+		{"both families", good, "", sm2File, 0, "SM2 line by " + ledger.DefaultOrigin},
+		{"key on the command line", good, "", sm2.VerifierKey(), 0, "INTACT"},
+		{"old verifier, no --sm2-key", good, "", "", 0, "INTACT"},
+		{"SM2 line missing", withLines(lines[0]), "", sm2File, 3, "no SM2 signature by the key given"},
+		{"SM2 line missing, old verifier", withLines(lines[0]), "", "", 0, "INTACT"},
+		{"standard receipt", std, stdKey, sm2File, 3, "no SM2 signature by the key given"},
+		{"SM2 key of another", good, "", other.VerifierKey(), 3, "no SM2 signature by the key given"},
+		{"SM2 line of another key", withLines(lines[0], mustSignLine(t, other, cpText)), "", sm2File, 3, "no SM2 signature by the key given"},
+		{"SM2 line altered", withLines(lines[0], flipSig(lines[1])), "", sm2File, 1, "checkpoint signature"},
+		{"Ed25519 line altered", withLines(flipSig(lines[0]), lines[1]), "", sm2File, 1, "checkpoint signature"},
+		{"only the SM2 line", withLines(lines[1]), "", sm2File, 3, "not signed by the log key given"},
+		{"SM2 key named for another log", withLines(lines[0], mustSignLine(t, elsewhere, cpText)), "", elsewhere.VerifierKey(), 3, `the SM2 key given is "elsewhere.example"'s`},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			log := c.log
+			if log == "" {
+				log = vkey
+			}
+			args := []string{"receipt", "verify", write(fmt.Sprint(i, ".tlog-proof"), string(c.receipt)), "--log-key", log}
+			if c.sm2 != "" {
+				args = append(args, "--sm2-key", c.sm2)
+			}
+			var out bytes.Buffer
+			err := run(context.Background(), args, &out, &bytes.Buffer{})
+			all := out.String()
+			if err != nil {
+				all += err.Error()
+			}
+			if codeOf(err) != c.code || !strings.Contains(all, c.want) {
+				t.Fatalf("exit %d (want %d), want %q in:\n%s", codeOf(err), c.code, c.want, all)
+			}
+			out.Reset()
+			err = run(context.Background(), append(args, "--json"), &out, &bytes.Buffer{})
+			var rep struct {
+				Verdict string
+				SM2Key  string `json:"sm2_key"`
+			}
+			if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil || codeOf(err) != c.code ||
+				rep.Verdict != map[int]string{0: "INTACT", 1: "ALTERED", 3: "UNVERIFIABLE"}[c.code] {
+				t.Fatalf("--json: exit %d, %v, %s", codeOf(err), jerr, out.String())
+			}
+			if wantKey := c.code == 0 && c.sm2 != ""; wantKey != (rep.SM2Key == fmt.Sprintf("%s+%08x", sm2.Name(), sm2.KeyHash())) {
+				t.Fatalf("--json sm2_key %q", rep.SM2Key)
+			}
+		})
+	}
+	_, ed25519Key, _ := ledger.GenerateKey("x.example")
+	for _, k := range []string{"not a key", ed25519Key, filepath.Join(dir, "absent.pub")} {
+		args := []string{"receipt", "verify", write("g.tlog-proof", string(good)), "--log-key", vkey, "--sm2-key", k}
+		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); codeOf(err) != 2 {
+			t.Errorf("--sm2-key %q: exit %d, %v; want 2", k, codeOf(err), err)
+		}
+	}
+}
+
+// flipSig flips one bit of a signature line's last byte.
+func flipSig(line string) string {
+	line = strings.TrimSuffix(line, "\n")
+	i := strings.LastIndex(line, " ")
+	raw, _ := base64.StdEncoding.DecodeString(line[i+1:])
+	raw[len(raw)-1] ^= 1
+	return line[:i+1] + base64.StdEncoding.EncodeToString(raw) + "\n"
 }

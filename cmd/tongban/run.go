@@ -20,7 +20,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"ledger":  {"ledger verify --data DIR [--log-key KEY] [--witness VKEY]...    check a stopped gateway's ledger offline", runLedger},
 		"serve":   {"serve [--addr A] [--data DIR] [--config FILE]    run the gateway", runServe},
-		"receipt": {"receipt verify FILE --log-key KEY [--packet ID] [--witness VKEY]... [--quorum K] [--json]    check a write's receipt offline", runReceipt},
+		"receipt": {"receipt verify FILE --log-key KEY [--sm2-key KEY] [--packet ID] [--witness VKEY]... [--quorum K] [--json]    check a write's receipt offline", runReceipt},
 		"verify":  {"verify BUNDLE.zip --log-key KEY [--sm2-key KEY] [--witness VKEY]... [--quorum K] [--json]    check a downloaded bundle offline", runVerify},
 		"submit":  {"submit --server URL [--manifest FILE | --item ...] KIND=FILE...    upload a packet", runSubmit},
 		"fetch":   {"fetch ID -o FILE [--material KIND] [--verify --log-key KEY]    download a bundle or a material", runFetch},

@@ -76,8 +76,9 @@ func hexSum(b []byte) string {
 // buildBundle makes a bundle the way gateway.WriteBundle does: a log of
 // six entries, four of them (seq 1, 3, 4, 5) of the packet, the others of
 // another packet in between, a signed checkpoint of size 6, an inclusion
-// proof per entry, the manifest, two materials and a licence.
-func buildBundle(tb testing.TB) *handMade {
+// proof per entry, the manifest, two materials and a licence. Each edit
+// may change an entry's payload (by type) before it is logged.
+func buildBundle(tb testing.TB, edits ...func(typ, payload string) string) *handMade {
 	tb.Helper()
 	signer, err := note.NewSigner(testSignerKey)
 	if err != nil {
@@ -129,6 +130,9 @@ func buildBundle(tb testing.TB) *handMade {
 	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	for i, s := range steps {
 		agency := map[string]string{"submitter": "jiashan-window", "reviewer": "qingpu-window"}[s.role]
+		for _, edit := range edits {
+			s.payload = edit(s.typ, s.payload)
+		}
 		payload, err := format.Canonicalize([]byte(s.payload)) // as the gateway writes it
 		if err != nil {
 			tb.Fatal(err)

@@ -4,6 +4,7 @@
 (function () {
   'use strict';
   var KEY = 'tongban.logkey';
+  var SM2KEY = 'tongban.sm2key'; // gm profile: the log's SM2 key, pinned beside the log key
   function $(sel, root) { return (root || document).querySelector(sel); }
   function text(el, s) { el.textContent = s; }
   function li(ul, s) { var e = document.createElement('li'); e.textContent = s; ul.appendChild(e); return e; }
@@ -148,6 +149,21 @@
     $('#pin-tofu').addEventListener('click', function () { localStorage.setItem(KEY, pinBox.dataset.gatewayKey); show(); });
     $('#unpin').addEventListener('click', function () { localStorage.removeItem(KEY); show(); });
   }
+  // The log's SM2 key (gm profile), pinned the same way; once pinned, a
+  // bundle must carry a valid SM2 signature by it. The gateway does not
+  // publish it: it comes from the operator, out of band.
+  var sm2Box = $('#sm2-pin-box');
+  if (sm2Box) {
+    var show2 = function () { text($('#sm2-pinned'), localStorage.getItem(SM2KEY) || '—'); };
+    show2();
+    $('#sm2-pin-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var k = $('#sm2-pin-input').value.trim();
+      if (k) localStorage.setItem(SM2KEY, k);
+      show2();
+    });
+    $('#sm2-unpin').addEventListener('click', function () { localStorage.removeItem(SM2KEY); show2(); });
+  }
 
   // The verdict: the bundle is checked here, by the offline verifier
   // compiled to WebAssembly, against the pinned key only.
@@ -183,7 +199,7 @@
         });
       }
       return resp.arrayBuffer().then(function (buf) {
-        var rep = JSON.parse(window.tongbanVerify(new Uint8Array(buf), key));
+        var rep = JSON.parse(window.tongbanVerify(new Uint8Array(buf), key, localStorage.getItem(SM2KEY) || ''));
         if (rep.error) { setVerdict(el, 'UNVERIFIABLE', d.unverifiable + ': ' + rep.error, []); return; }
         var bad = rep.checks.filter(function (c) { return !c.ok; });
         if (bad.some(function (c) { return c.target === 'signature'; })) {
