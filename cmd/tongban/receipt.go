@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
 	"tongban/ledger/format"
 	"tongban/ledger/gmnote"
+	"tongban/ledger/witness"
 )
 
 // receiptReport is what receipt verify found; --json prints it.
@@ -32,28 +32,27 @@ type receiptReport struct {
 		Size   int64  `json:"size"`
 		Root   string `json:"root"`
 	} `json:"checkpoint,omitempty"`
-	Cosignatures int `json:"cosignatures"` // by the witnesses given
+	Cosignatures int        `json:"cosignatures"`            // by the witnesses given
+	NoLaterThan  *time.Time `json:"no_later_than,omitempty"` // when a quorum of them had seen the tree
+	Remembered   string     `json:"remembered,omitempty"`    // against the newest checkpoint seen before
+	signed       []byte     // the checkpoint, for the memory
 	// SM2Key is the SM2 key (name+ID) whose line on the checkpoint was
 	// verified, when --sm2-key required one (gm profile, docs/gm.md).
 	SM2Key string `json:"sm2_key,omitempty"`
 }
 
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
 func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: tongban receipt verify FILE --log-key KEY [--sm2-key KEY] [--packet ID] [--witness VKEY]... [--quorum K] [--json]"
+	const usage = "usage: tongban receipt verify FILE --log-key KEY [--sm2-key KEY] [--packet ID] [--witness VKEY]... [--quorum K] [--state FILE] [--server URL] [--json]"
 	if len(args) == 0 || args[0] != "verify" {
 		return usageError(usage)
 	}
 	fs := flag.NewFlagSet("receipt verify", flag.ContinueOnError)
 	keyArg := fs.String("log-key", "", "the log's verifier key, or a file holding it (GET /v1/ledger/key)")
 	packet := fs.String("packet", "", "the packet the entry must belong to")
-	var witnesses stringList
-	fs.Var(&witnesses, "witness", "a witness's verifier key, or a file holding it (repeatable)")
-	quorum := fs.Int("quorum", -1, "how many of the witnesses given must have cosigned (default: all of them)")
+	var pf policyFlags
+	pf.register(fs)
+	var cf clientFlags
+	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	sm2Arg := fs.String("sm2-key", "", "gm profile: the log's SM2 verifier key, or a file holding it; its signature is then required")
 	pos, err := parseArgs(fs, args[1:])
@@ -73,25 +72,34 @@ func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	var wkeys []string
-	for _, w := range witnesses {
-		k, err := loadWitnessKey(w)
-		if err != nil {
-			return usageError("%v", err)
-		}
-		wkeys = append(wkeys, k)
-	}
-	if *quorum < 0 {
-		*quorum = len(wkeys)
-	}
-	if *quorum > len(wkeys) {
-		return usageError("--quorum %d needs at least %d --witness keys", *quorum, *quorum)
+	policy, err := pf.policy()
+	if err != nil {
+		return err
 	}
 	text, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
 	}
-	rep := verifyReceipt(text, receiptKeys{log: vkey, sm2: sm2Key, witnesses: wkeys, quorum: *quorum}, *packet)
+	rep := verifyReceipt(text, receiptKeys{log: vkey, sm2: sm2Key, witnesses: policy}, *packet)
+	if rep.Verdict == "INTACT" {
+		// Held to the newest checkpoint this user has seen of the log,
+		// asking the server for a consistency proof only when given --server.
+		var prove prover
+		if serverGiven(fs) {
+			prove = serverProver(&cf)
+		}
+		if m, err := openMemory(vkey, pf.state); err != nil {
+			rep.Remembered = "not remembered: " + err.Error()
+		} else {
+			var fe *forkError
+			rep.Remembered, err = m.check(ctx, rep.signed, nil, prove)
+			if errors.As(err, &fe) {
+				rep.Verdict, rep.Problem = "ALTERED", fe.Error()
+			} else if err != nil {
+				rep.Remembered = "not remembered: " + err.Error()
+			}
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -108,18 +116,18 @@ func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return exitError{code: 1, msg: fmt.Sprintf("receipt %s failed verification: %s", pos[0], rep.Problem)}
 }
 
-// loadWitnessKey takes a witness verifier key (Ed25519 or C2SP
-// cosignature/v1) or a file holding one.
+// loadWitnessKey takes a witness verifier key (C2SP cosignature/v1) or a
+// file holding one.
 func loadWitnessKey(arg string) (string, error) {
-	if _, err := fnote.NewVerifier(arg); err == nil {
+	if _, err := witness.NewVerifier(arg); err == nil {
 		return arg, nil
 	}
 	b, err := os.ReadFile(arg)
 	if err != nil {
-		return "", fmt.Errorf("--witness %q is neither a verifier key nor a readable file: %w", arg, err)
+		return "", fmt.Errorf("--witness %q is neither a witness verifier key nor a readable file: %w", arg, err)
 	}
 	key := strings.TrimSpace(string(b))
-	if _, err := fnote.NewVerifier(key); err != nil {
+	if _, err := witness.NewVerifier(key); err != nil {
 		return "", fmt.Errorf("--witness file %s: %w", arg, err)
 	}
 	return key, nil
@@ -127,10 +135,9 @@ func loadWitnessKey(arg string) (string, error) {
 
 // receiptKeys is the trust a receipt is checked with.
 type receiptKeys struct {
-	log       string   // the log's Ed25519 verifier key
-	sm2       string   // gm profile: the log's SM2 verifier key, whose line is then required
-	witnesses []string // witness verifier keys
-	quorum    int      // how many of them must have cosigned
+	log       string          // the log's Ed25519 verifier key
+	sm2       string          // gm profile: the log's SM2 verifier key, whose line is then required
+	witnesses *witness.Policy // nil: no witnesses required
 }
 
 // verifyReceipt checks a receipt offline: the checkpoint's signature under
@@ -170,15 +177,6 @@ func verifyReceipt(text []byte, keys receiptKeys, packet string) *receiptReport 
 		}
 		verifiers = append(verifiers, gv)
 	}
-	witness := map[string]bool{}
-	for _, k := range keys.witnesses {
-		wv, err := fnote.NewVerifier(k)
-		if err != nil {
-			return unverifiable("witness key: %v", err)
-		}
-		verifiers = append(verifiers, wv)
-		witness[fmt.Sprintf("%s+%08x", wv.Name(), wv.KeyHash())] = true
-	}
 	n, err := note.Open(r.Checkpoint, note.VerifierList(verifiers...))
 	var unknown *note.UnverifiedNoteError
 	switch {
@@ -191,16 +189,7 @@ func verifyReceipt(text []byte, keys receiptKeys, packet string) *receiptReport 
 	case err != nil:
 		return altered("checkpoint signature: %v", err)
 	}
-	logSigned := false
-	for _, s := range n.Sigs {
-		id := fmt.Sprintf("%s+%08x", s.Name, s.Hash)
-		if s.Name == v.Name() && s.Hash == v.KeyHash() {
-			logSigned = true
-		} else if witness[id] {
-			rep.Cosignatures++
-		}
-	}
-	if !logSigned {
+	if !gmnote.Signed(n, v) {
 		return unverifiable("the checkpoint is not signed by the log key given (%s+%08x)", v.Name(), v.KeyHash())
 	}
 	// A line by another SM2 key is one of an unknown key, which note.Open
@@ -226,8 +215,16 @@ func verifyReceipt(text []byte, keys receiptKeys, packet string) *receiptReport 
 		Size   int64  `json:"size"`
 		Root   string `json:"root"`
 	}{cp.Origin, cp.Size, cp.Root.String()}
-	if rep.Cosignatures < keys.quorum {
-		return unverifiable("%d of the witnesses given cosigned the checkpoint; the quorum is %d", rep.Cosignatures, keys.quorum)
+	rep.signed = r.Checkpoint
+	if keys.witnesses != nil {
+		res, err := keys.witnesses.Check(r.Checkpoint)
+		rep.Cosignatures = len(res.Valid)
+		if err != nil {
+			return unverifiable("%d of the witnesses given cosigned the checkpoint; the quorum is %d (%v)", rep.Cosignatures, keys.witnesses.Quorum(), err)
+		}
+		if !res.NoLaterThan.IsZero() {
+			rep.NoLaterThan = &res.NoLaterThan
+		}
 	}
 
 	// The entry: canonical, at the index, included in the checkpoint.
@@ -265,6 +262,12 @@ func printReceipt(w io.Writer, rep *receiptReport) {
 	if rep.Type != "" {
 		fmt.Fprintf(w, "entry      seq %d: %s of packet %s by %s (%s) at %s\n", rep.Seq, rep.Type, rep.Packet,
 			rep.Actor.Agency, rep.Actor.Role, rep.Time.UTC().Format(time.RFC3339Nano))
+	}
+	if rep.NoLaterThan != nil {
+		fmt.Fprintf(w, "witnessed  by a quorum of the trusted witnesses: the tree was public NO LATER THAN %s\n", rep.NoLaterThan.UTC().Format(time.RFC3339))
+	}
+	if rep.Remembered != "" {
+		fmt.Fprintf(w, "memory     %s\n", rep.Remembered)
 	}
 	if rep.Verdict == "INTACT" {
 		fmt.Fprintf(w, "INTACT: the log signed a tree of %d entries that holds this entry at seq %d\n", rep.Checkpoint.Size, rep.Seq)

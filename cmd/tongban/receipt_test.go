@@ -16,6 +16,7 @@ import (
 	"tongban/ledger"
 	"tongban/ledger/format"
 	"tongban/ledger/gmnote"
+	"tongban/ledger/witness"
 )
 
 // makeReceipt appends n entries to a new ledger and returns the receipt of
@@ -80,7 +81,7 @@ func TestReceiptVerify(t *testing.T) {
 		}
 		return []byte(strings.Join(lines, "\n"))
 	}
-	_, witnessVkey, _ := ledger.GenerateKey("witness.example")
+	_, witnessVkey, _ := witness.GenerateKey("witness.example")
 	root := strings.Split(string(r.Checkpoint), "\n")[2]
 	otherRoot := base64.StdEncoding.EncodeToString(make([]byte, 32))
 	cases := []struct {
@@ -288,4 +289,50 @@ func flipSig(line string) string {
 	raw, _ := base64.StdEncoding.DecodeString(line[i+1:])
 	raw[len(raw)-1] ^= 1
 	return line[:i+1] + base64.StdEncoding.EncodeToString(raw) + "\n"
+}
+
+// TestReceiptRemembersCheckpoints: receipt verify keeps the newest
+// checkpoint it verified (--state) and refuses a receipt from another
+// history of the same log (same key, same size, another root) as a fork,
+// saving both signed checkpoints.
+func TestReceiptRemembersCheckpoints(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "signer.key")
+	small, vkey := makeReceiptOpts(t, ledger.Options{KeyFile: key}, 3, 2)
+	big, _ := makeReceiptOpts(t, ledger.Options{KeyFile: key}, 9, 5)
+	// The same log key over other entries (each carries its append time): a
+	// second history.
+	forked, forkKey := makeReceiptOpts(t, ledger.Options{KeyFile: key}, 7, 5)
+	if forkKey != vkey {
+		t.Fatal("the forked ledger has another key")
+	}
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state", "log")
+	rv := func(name string, receipt []byte) (int, string) {
+		file := filepath.Join(dir, name)
+		os.WriteFile(file, receipt, 0o600)
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"receipt", "verify", file, "--log-key", vkey, "--state", state}, &out, &bytes.Buffer{})
+		if err != nil {
+			out.WriteString(err.Error())
+		}
+		return codeOf(err), out.String()
+	}
+	if code, out := rv("big", big); code != 0 || !strings.Contains(out, "first checkpoint") {
+		t.Fatalf("first receipt: %d\n%s", code, out)
+	}
+	// Older and offline: no proof to hold it to the remembered one, and said so.
+	if code, out := rv("small", small); code != 0 || !strings.Contains(out, "NOT checked against the remembered checkpoint (size 6)") {
+		t.Fatalf("older receipt: %d\n%s", code, out)
+	}
+	if code, out := rv("big-again", big); code != 0 || !strings.Contains(out, "same size 6") {
+		t.Fatalf("same receipt again: %d\n%s", code, out)
+	}
+	code, out := rv("forked", forked)
+	if code != 1 || !strings.Contains(out, "ALTERED") || !strings.Contains(out, "two roots for size 6") {
+		t.Fatalf("receipt from another history: %d\n%s", code, out)
+	}
+	saved, _ := filepath.Glob(filepath.Join(dir, "state", "fork-*", "*.checkpoint"))
+	if len(saved) != 2 {
+		t.Fatalf("fork evidence: %v", saved)
+	}
 }
