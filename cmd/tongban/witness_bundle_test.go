@@ -148,7 +148,7 @@ func TestBundleWitnessPolicy(t *testing.T) {
 		return code, out + errOut
 	}
 	witnessed, exact := receipt("witnessed.receipt", "?witnessed=true"), receipt("exact.receipt", "")
-	if code, out = rv(witnessed, "--witness", ws[0].vkey, "--witness", ws[1].vkey, "--quorum", "2"); code != 0 || !strings.Contains(out, "INTACT") {
+	if code, out = rv(witnessed, "--witness", ws[0].vkey, "--witness", ws[1].vkey, "--quorum", "2"); code != 0 || !strings.Contains(out, "INTACT") || !strings.Contains(out, "NO LATER THAN") {
 		t.Fatalf("witnessed receipt with the policy: %d\n%s", code, out)
 	}
 	if code, out = rv(witnessed, "--witness", ws[0].vkey, "--witness", ws[1].vkey, "--witness", idle, "--quorum", "3"); code != 3 {
