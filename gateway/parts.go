@@ -12,6 +12,9 @@ import (
 	"io"
 	"mime/multipart"
 	"strings"
+	"sync"
+
+	"github.com/emmansun/gmsm/sm3"
 
 	"tongban/gateway/filetype"
 	"tongban/storage"
@@ -63,18 +66,189 @@ func nextPart(ps Parts) (*Part, error) {
 }
 
 // upload is the state of one request that stores objects, passed down as
-// a value: the objects it claimed from the collector and, for a request
-// under an Idempotency-Key, the description whose fingerprint its parts
-// build (nil without a key).
+// a value: the objects it claimed from the collector, for a request under
+// an Idempotency-Key the description whose fingerprint its parts build
+// (nil without a key), and the stores it runs in the background.
+//
+// A file's store reads the part to its end in the request's goroutine and
+// then publishes the object in its own, while the next part is read: a
+// small upload thus waits for its S3 requests side by side instead of one
+// after the other. Nothing may be recorded before wait has returned nil.
 type upload struct {
 	claims *claims
 	idem   *Idempotency
+
+	mu     sync.Mutex // claims come from the stores running at once
+	ctx    context.Context
+	cancel context.CancelFunc
+	slots  chan struct{} // bounds the stores running at once
+	puts   []*pendingPut // in the order they started
+	first  *pendingPut   // the first store to fail; guarded by mu
+	wg     sync.WaitGroup
 }
 
-// startUpload begins an upload; call the returned func when the request is over.
+// maxPutsInFlight bounds the stores one upload runs at once; each holds
+// its buffer (under the store's own bound on all buffers) until published.
+const maxPutsInFlight = 4
+
+// startUpload begins an upload; call the returned func when the request is
+// over. It stops the stores still running and waits for them before the
+// claims are released, so that nothing is published unclaimed.
 func (g *Gateway) startUpload(idem *Idempotency) (*upload, func()) {
 	c, release := g.claimObjects()
-	return &upload{claims: c, idem: idem}, release
+	up := &upload{claims: c, idem: idem, slots: make(chan struct{}, maxPutsInFlight)}
+	return up, func() {
+		if up.cancel != nil {
+			up.cancel()
+		}
+		up.wg.Wait()
+		release()
+	}
+}
+
+// hook is the BeforePublish of the upload's stores.
+func (up *upload) hook(g *Gateway) func(string) error {
+	h := up.claims.hook(g)
+	return func(d string) error {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		return h(d)
+	}
+}
+
+// pendingPut is a store running in the background.
+type pendingPut struct {
+	read   chan struct{} // closed once the store has read its stream to the end
+	hooked chan struct{} // closed once the store named the digest (BeforePublish)
+	done   chan struct{} // closed once the store returned; then ref and err are set
+	digest string        // set before hooked is closed
+	size   int64         // bytes read; final once read is closed
+	ref    MaterialRef
+	err    error
+}
+
+// start runs store in the background on a stream it reads through src and
+// returns once the stream is read to its end or the store returned:
+// the stream's reader is the caller's again. store must call the hook it
+// is given as its BeforePublish.
+// A store that holds a file's buffer takes one of the upload's slots
+// (slot); a small one (a manifest) does not.
+func (up *upload) start(ctx context.Context, slot bool, src io.Reader, store func(ctx context.Context, src io.Reader, hook func(string) error) (MaterialRef, error)) (*pendingPut, error) {
+	if slot {
+		select {
+		case up.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if up.ctx == nil {
+		up.ctx, up.cancel = context.WithCancel(ctx)
+	}
+	p := &pendingPut{read: make(chan struct{}), hooked: make(chan struct{}), done: make(chan struct{})}
+	var once sync.Once
+	hook := func(d string) error {
+		once.Do(func() { p.digest = d; close(p.hooked) })
+		return nil
+	}
+	r := &endReader{r: src, p: p}
+	up.puts = append(up.puts, p)
+	up.wg.Add(1)
+	go func() {
+		defer up.wg.Done()
+		if slot {
+			defer func() { <-up.slots }()
+		}
+		p.ref, p.err = store(up.ctx, r, hook)
+		if p.err == nil && p.digest != "" && (p.ref.SHA256 != p.digest || p.ref.Size != p.size) {
+			// What ready reported, and the caller may have written into
+			// a manifest, must be what was stored.
+			p.err = fmt.Errorf("gateway: stored %s, announced %s", p.ref.SHA256, p.digest)
+		}
+		if p.err != nil {
+			up.mu.Lock()
+			if up.first == nil {
+				up.first = p
+				up.cancel() // the request fails: stop the others
+			}
+			up.mu.Unlock()
+		}
+		close(p.done)
+	}()
+	select {
+	case <-p.read:
+	case <-p.done:
+	}
+	return p, nil
+}
+
+// ready waits until p's digest and size are known (or it failed) and
+// returns its ref as far as it is known then.
+func (p *pendingPut) ready() (MaterialRef, error) {
+	select {
+	case <-p.hooked:
+		select {
+		case <-p.read:
+			return MaterialRef{SHA256: p.digest, Size: p.size}, nil
+		case <-p.done:
+		}
+	case <-p.done:
+	}
+	return p.ref, p.err
+}
+
+// result waits until p's store returned and returns what it stored.
+func (p *pendingPut) result() (MaterialRef, error) {
+	<-p.done
+	return p.ref, p.err
+}
+
+// failed reports whether p has already failed, without waiting.
+func (p *pendingPut) failed() bool {
+	select {
+	case <-p.done:
+		return p.err != nil
+	default:
+		return false
+	}
+}
+
+// wait waits for every store of the upload and returns the error of the
+// first to fail (the others were stopped because of it), or nil once all
+// are stored.
+func (up *upload) wait() error {
+	return up.waitUntil(len(up.puts), nil)
+}
+
+// waitUntil waits for the first n stores and returns the error of the
+// first store to fail, else err.
+func (up *upload) waitUntil(n int, err error) error {
+	for _, p := range up.puts[:n] {
+		<-p.done
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.first != nil {
+		return up.first.err
+	}
+	return err
+}
+
+// endReader passes a store's reads through, counting them, and closes
+// read at the stream's end (any error ends it: a store reads no further).
+type endReader struct {
+	r      io.Reader
+	p      *pendingPut
+	closed bool
+}
+
+func (e *endReader) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	e.p.size += int64(n)
+	if err != nil && !e.closed {
+		e.closed = true
+		close(e.p.read)
+	}
+	return n, err
 }
 
 // expected is a file part a request may carry, by its form name (the kind).
@@ -125,7 +299,16 @@ func expectedFrom(item *Item, ms []materialInput, bad fields) map[string]expecte
 // A part that breaks a rule is refused (422) before any of its bytes are
 // stored; whatever was stored before is left to the collector, and the
 // caller records nothing.
+//
+// The materials' digests and sizes are final, but their objects may still
+// be being published: the caller calls up.wait before it records them.
 func (g *Gateway) receiveParts(ctx context.Context, up *upload, first *Part, ps Parts, want map[string]expected, unknown func(kind string) error) (map[string]MaterialRef, []string, error) {
+	type received struct {
+		ref      MaterialRef
+		filename string
+		p        *pendingPut
+	}
+	var parts []received
 	got := make(map[string]MaterialRef, len(want))
 	var order []string
 	part := first
@@ -134,54 +317,81 @@ func (g *Gateway) receiveParts(ctx context.Context, up *upload, first *Part, ps 
 			var err error
 			part, err = nextPart(ps)
 			if err == io.EOF {
-				return got, order, nil
+				break
 			}
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, up.waitUntil(len(up.puts), err)
 			}
 		}
-		ref, err := g.receivePart(ctx, up, part, want, got, unknown)
+		ref, p, err := g.receivePart(ctx, up, part, want, got, unknown)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, up.waitUntil(len(up.puts), err)
 		}
-		got[ref.Kind] = ref
+		if p.failed() {
+			return nil, nil, up.wait()
+		}
+		parts = append(parts, received{ref, part.Filename, p})
+		got[ref.Kind] = ref // the kind only, until the digests are known
 		order = append(order, ref.Kind)
 		part = nil
 	}
+	for i, r := range parts {
+		known, err := r.p.ready()
+		if g.cfg.SM3 {
+			// The SM3 digest is known only once the store has returned.
+			known, err = r.p.result()
+		}
+		if err != nil {
+			return nil, nil, up.waitUntil(len(up.puts), err)
+		}
+		parts[i].ref.SHA256, parts[i].ref.Size, parts[i].ref.SM3 = known.SHA256, known.Size, known.SM3
+		up.idem.notePart(r.ref.Kind, r.filename, known.SHA256)
+		got[r.ref.Kind] = parts[i].ref
+	}
+	return got, order, nil
 }
 
-// receivePart checks one file part against the rules of receiveParts and stores it.
-func (g *Gateway) receivePart(ctx context.Context, up *upload, part *Part, want map[string]expected, got map[string]MaterialRef, unknown func(string) error) (MaterialRef, error) {
+// receivePart checks one file part against the rules of receiveParts and
+// starts storing it; the ref it returns lacks the digest and size.
+func (g *Gateway) receivePart(ctx context.Context, up *upload, part *Part, want map[string]expected, got map[string]MaterialRef, unknown func(string) error) (MaterialRef, *pendingPut, error) {
 	kind := part.Name
 	w, ok := want[kind]
 	if !ok {
-		return MaterialRef{}, unknown(kind)
+		return MaterialRef{}, nil, unknown(kind)
 	}
 	if _, dup := got[kind]; dup {
-		return MaterialRef{}, fieldError(ErrInvalid, kind, "material %q sent twice", kind)
+		return MaterialRef{}, nil, fieldError(ErrInvalid, kind, "material %q sent twice", kind)
 	}
 	if len(got) >= g.cfg.Limits.MaxMaterials {
-		return MaterialRef{}, fieldError(ErrInvalid, "materials", "at most %d materials", g.cfg.Limits.MaxMaterials)
+		return MaterialRef{}, nil, fieldError(ErrInvalid, "materials", "at most %d materials", g.cfg.Limits.MaxMaterials)
 	}
 	if part.Filename == "" {
-		return MaterialRef{}, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
+		return MaterialRef{}, nil, fieldError(ErrInvalid, kind, "part %q is not a file (it has no filename)", kind)
 	}
 	name, err := filetype.CleanName(part.Filename)
 	if err != nil {
-		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name: %v", err)
+		return MaterialRef{}, nil, fieldError(ErrInvalid, kind, "file name: %v", err)
 	}
 	if w.filename != "" && name != w.filename {
-		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.Filename, w.filename)
+		return MaterialRef{}, nil, fieldError(ErrInvalid, kind, "file name %q does not match the manifest's %q", part.Filename, w.filename)
 	}
-	ref, err := g.storeFile(ctx, up, part.Body, kind, w.mat, w.sha256)
+	f, err := checkFile(part.Body, kind, w.mat)
 	if err != nil {
-		return MaterialRef{}, err
+		return MaterialRef{}, nil, err
 	}
-	up.idem.notePart(kind, part.Filename, ref.SHA256)
-	if ref.Filename, err = filetype.Name(name, ref.ContentType); err != nil {
-		return MaterialRef{}, fieldError(ErrInvalid, kind, "file name: %v", err)
+	ref := MaterialRef{Kind: w.mat.Kind, ContentType: f.typ}
+	if ref.Filename, err = filetype.Name(name, f.typ); err != nil {
+		f.close()
+		return MaterialRef{}, nil, fieldError(ErrInvalid, kind, "file name: %v", err)
 	}
-	return ref, nil
+	p, err := up.start(ctx, true, f.src, func(ctx context.Context, src io.Reader, hook func(string) error) (MaterialRef, error) {
+		return g.putFile(ctx, up, f, src, w.sha256, hook)
+	})
+	if err != nil {
+		f.close()
+		return MaterialRef{}, nil, err
+	}
+	return ref, p, nil
 }
 
 // notListed refuses a part the manifest did not list.
@@ -211,49 +421,95 @@ func inOrder(refs map[string]MaterialRef, kinds []string) []MaterialRef {
 	return out
 }
 
-// storeFile streams one file into storage, checking its type by its bytes
-// (and, for an OFD, by walking the ZIP as it passes), its size and its
-// declared digest. field names the material in errors.
-func (g *Gateway) storeFile(ctx context.Context, up *upload, r io.Reader, field string, mat *Material, declared string) (MaterialRef, error) {
+// file is a file part whose head was checked, ready to be stored.
+type file struct {
+	field string
+	mat   *Material
+	typ   string
+	cr    *clientReader
+	br    *bufio.Reader        // from readers; nil once given back
+	ofd   *filetype.OFDChecker // for an OFD, checked as it passes; else nil
+	src   io.Reader
+}
+
+// readers are the 64 KiB buffers files are read through: a large
+// allocation per file otherwise, zeroed each time.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
+// close stops the OFD checker and gives the buffer back; once the file
+// is no longer read.
+func (f *file) close() {
+	if f.ofd != nil {
+		f.ofd.Close()
+	}
+	if f.br != nil {
+		f.br.Reset(nil)
+		readers.Put(f.br)
+		f.br = nil
+	}
+}
+
+// checkFile checks a file's type by its first bytes against mat; field
+// names the material in errors.
+func checkFile(r io.Reader, field string, mat *Material) (*file, error) {
 	cr := &clientReader{r: r}
-	br := bufio.NewReaderSize(cr, 64<<10)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(cr)
+	f := &file{field: field, mat: mat, cr: cr, br: br, src: br}
 	head, err := br.Peek(512)
 	if len(head) == 0 {
+		f.close()
 		if err != nil && err != io.EOF {
-			return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, err)
+			return nil, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, err)
 		}
-		return MaterialRef{}, fieldError(ErrInvalid, field, "the file is empty")
+		return nil, fieldError(ErrInvalid, field, "the file is empty")
 	}
 	typ, err := filetype.DetectHead(head)
 	if err != nil {
-		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "%v; accepted: %s", err, strings.Join(mat.Types, ", "))
+		f.close()
+		return nil, fieldError(ErrUnsupportedType, field, "%v; accepted: %s", err, strings.Join(mat.Types, ", "))
 	}
-	var ofd *filetype.OFDChecker
-	var src io.Reader = br
+	f.typ = typ
 	if typ == filetype.ZIP {
 		if !mat.Accepts(TypeOFD) {
-			return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive is accepted only as OFD, which %q does not take; accepted: %s", mat.Kind, strings.Join(mat.Types, ", "))
+			f.close()
+			return nil, fieldError(ErrUnsupportedType, field, "a ZIP archive is accepted only as OFD, which %q does not take; accepted: %s", mat.Kind, strings.Join(mat.Types, ", "))
 		}
-		typ, ofd = TypeOFD, filetype.NewOFDChecker()
-		defer ofd.Close()
-		src = io.TeeReader(br, ofd)
+		f.typ, f.ofd = TypeOFD, filetype.NewOFDChecker()
+		f.src = io.TeeReader(br, f.ofd)
 	}
-	if !mat.Accepts(typ) {
-		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", typ, strings.Join(mat.Types, ", "))
+	if !mat.Accepts(f.typ) {
+		f.close()
+		return nil, fieldError(ErrUnsupportedType, field, "the file is %s; accepted: %s", f.typ, strings.Join(mat.Types, ", "))
 	}
-	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared, BeforePublish: up.claims.hook(g), SM3: g.cfg.SM3})
-	if ofd != nil && (err == nil || errors.Is(err, filetype.ErrNotOFD) || errors.Is(err, filetype.ErrZipBomb)) {
+	return f, nil
+}
+
+// putFile stores a checked file read through src (f.src, possibly
+// wrapped), checking (for an OFD, by walking the ZIP as it passes) its
+// size and its declared digest. hook is the store's BeforePublish.
+func (g *Gateway) putFile(ctx context.Context, up *upload, f *file, src io.Reader, declared string, hook func(string) error) (MaterialRef, error) {
+	field, mat := f.field, f.mat
+	claim := up.hook(g)
+	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared, SM3: g.cfg.SM3, BeforePublish: func(d string) error {
+		if err := claim(d); err != nil {
+			return err
+		}
+		return hook(d)
+	}})
+	if f.ofd != nil && (err == nil || errors.Is(err, filetype.ErrNotOFD) || errors.Is(err, filetype.ErrZipBomb)) {
 		// The checker's verdict as it is, not as wrapped by the store.
-		err = ofd.Close()
+		err = f.ofd.Close()
 	}
-	if err != nil && cr.err != nil {
+	f.close()
+	if err != nil && f.cr.err != nil {
 		// The client's body broke off or exceeded the upload cap
 		// (*http.MaxBytesError, 413): not a fault of the gateway.
-		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, cr.err)
+		return MaterialRef{}, fmt.Errorf("%w: reading %s: %w", ErrMalformed, field, f.cr.err)
 	}
 	switch {
 	case err == nil:
-		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, SM3: info.SM3, ContentType: typ}, nil
+		return MaterialRef{Kind: mat.Kind, Size: info.Size, SHA256: info.SHA256, SM3: info.SM3, ContentType: f.typ}, nil
 	case errors.Is(err, filetype.ErrNotOFD):
 		return MaterialRef{}, fieldError(ErrUnsupportedType, field, "a ZIP archive that is not an OFD document: %v", err)
 	case errors.Is(err, filetype.ErrZipBomb):
@@ -289,14 +545,13 @@ func (g *Gateway) storeManifest(ctx context.Context, up *upload, m *Manifest) (s
 	return g.storeJSON(ctx, up, m)
 }
 
-// storeApplicant stores the applicant object, salted, and returns its digest.
-func (g *Gateway) storeApplicant(ctx context.Context, up *upload, app Applicant) (string, error) {
+// applicantJSON is the applicant object, salted.
+func applicantJSON(app Applicant) ([]byte, error) {
 	salt := make([]byte, 32)
 	if _, err := rand.Read(salt); err != nil {
-		return "", err
+		return nil, err
 	}
-	digest, _, err := g.storeJSON(ctx, up, &applicantRecord{Type: app.Type, Name: app.Name, ID: app.ID, Salt: hex.EncodeToString(salt)})
-	return digest, err
+	return json.MarshalIndent(&applicantRecord{Type: app.Type, Name: app.Name, ID: app.ID, Salt: hex.EncodeToString(salt)}, "", "  ")
 }
 
 // storeJSON stores v, indented, as an object claimed by up, and returns
@@ -306,9 +561,38 @@ func (g *Gateway) storeJSON(ctx context.Context, up *upload, v any) (string, str
 	if err != nil {
 		return "", "", err
 	}
-	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), BeforePublish: up.claims.hook(g), SM3: g.cfg.SM3})
+	info, err := g.cfg.Store.Put(ctx, bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), BeforePublish: up.hook(g), SM3: g.cfg.SM3})
 	if err != nil {
 		return "", "", storageErr(err)
 	}
 	return info.SHA256, info.SM3, nil
+}
+
+// startJSON starts storing b, an object claimed by up, in the background
+// and returns its digest; up.wait reports the outcome.
+func (g *Gateway) startJSON(ctx context.Context, up *upload, b []byte) (string, error) {
+	sum := hexSHA256(b)
+	_, err := up.start(ctx, false, bytes.NewReader(b), func(ctx context.Context, src io.Reader, hook func(string) error) (MaterialRef, error) {
+		claim := up.hook(g)
+		info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: int64(len(b)), SHA256: sum, BeforePublish: func(d string) error {
+			if err := claim(d); err != nil {
+				return err
+			}
+			return hook(d)
+		}})
+		if err != nil {
+			return MaterialRef{}, storageErr(err)
+		}
+		return MaterialRef{SHA256: info.SHA256, Size: info.Size}, nil
+	})
+	return sum, err
+}
+
+// sm3Of is the hex SM3 digest of b under the gm profile, "" otherwise.
+func (g *Gateway) sm3Of(b []byte) string {
+	if !g.cfg.SM3 {
+		return ""
+	}
+	sum := sm3.Sum(b)
+	return hex.EncodeToString(sum[:])
 }

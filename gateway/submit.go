@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,7 +127,13 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, 
 	}
 	now := g.cfg.Now().UTC()
 	id := newPacketID()
-	appDigest, err := g.storeApplicant(ctx, up, app)
+	// The applicant object and the manifest are stored beside the files
+	// still being published; all are stored before anything is recorded.
+	appJSON, err := applicantJSON(app)
+	if err != nil {
+		return nil, err
+	}
+	appDigest, err := g.startJSON(ctx, up, appJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +142,16 @@ func (g *Gateway) Submit(ctx context.Context, who Principal, idem *Idempotency, 
 	for _, mi := range in.Materials {
 		m.Materials = append(m.Materials, refs[mi.Kind])
 	}
-	digest, digestSM3, err := g.storeManifest(ctx, up, m)
+	mJSON, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
+		return nil, err
+	}
+	digest, err := g.startJSON(ctx, up, mJSON)
+	if err != nil {
+		return nil, err
+	}
+	digestSM3 := g.sm3Of(mJSON)
+	if err := up.wait(); err != nil {
 		return nil, err
 	}
 	payload := &submittedPayload{
@@ -318,6 +333,9 @@ func (g *Gateway) Supplement(ctx context.Context, who Principal, idem *Idempoten
 	if err != nil {
 		return nil, err
 	}
+	if err := up.wait(); err != nil {
+		return nil, err
+	}
 	defer g.lock(id)()
 	version := p.version()
 	if p, err = g.packetForStep(who, id, "origin", StatusCorrectionRequested, "supplement"); err != nil {
@@ -431,6 +449,9 @@ func (g *Gateway) IssueLicense(ctx context.Context, who Principal, idem *Idempot
 	ref, ok := got["license"]
 	if !ok {
 		return nil, fieldError(ErrInvalid, "license", "the licence file part is missing")
+	}
+	if err := up.wait(); err != nil {
+		return nil, err
 	}
 	defer g.lock(id)()
 	p, err := g.packetForStep(who, id, "destination", StatusApproved, "issue a licence for")

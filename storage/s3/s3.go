@@ -62,6 +62,8 @@ const (
 	maxPartSize     = 5 << 30
 
 	DefaultMaxBufferMemory = 512 << 20
+
+	maxIdleConns = 256 // kept-alive connections to the server
 )
 
 // Key layout inside the bucket.
@@ -127,10 +129,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if partSize < MinPartSize || partSize > maxPartSize {
 		return nil, fmt.Errorf("storage/s3: part size %d out of range [%d, %d]", partSize, MinPartSize, maxPartSize)
 	}
+	tr, err := minio.DefaultTransport(cfg.Secure)
+	if err != nil {
+		return nil, fmt.Errorf("storage/s3: %w", err)
+	}
+	// minio-go keeps 16 idle connections to the server; concurrent uploads,
+	// each with a few requests under way, need more, or every request past
+	// the 16th opens (and then closes) a connection of its own.
+	tr.MaxIdleConnsPerHost = maxIdleConns
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: cfg.Secure,
-		Region: cfg.Region,
+		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:    cfg.Secure,
+		Region:    cfg.Region,
+		Transport: tr,
 		// Required by minio-go for requests that carry x-amz-checksum-* headers.
 		TrailingHeaders: true,
 		MaxRetries:      cfg.MaxRetries,
