@@ -325,11 +325,15 @@ func BenchmarkSubmit(b *testing.B) {
 }
 
 // smallKinds are the materials of a small packet (ENT-DEREG-S), each sent
-// as a file of smallSize bytes; smallManifest is about the size of the
-// manifest the gateway stores with them.
+// as a file of smallSize bytes; smallManifest and smallApplicant are about
+// the sizes of the manifest and the applicant object the gateway stores
+// with them.
 var smallKinds = []string{"consent_form", "applicant_id", "application_form", "investor_undertaking"}
 
-const smallManifest = 1 << 10
+const (
+	smallManifest  = 1 << 10
+	smallApplicant = 256
+)
 
 // runClients runs op b.N times in all from clients goroutines (1: the
 // benchmark's own), and reports packets/s and the CPU time this process
@@ -371,8 +375,8 @@ func benchSmall(b *testing.B, e *apitest.Env, clients int) {
 	})
 }
 
-// benchSmallRaw is the floor of benchSmall: the same objects (4 files and
-// a manifest) put by plain minio-go, one PUT each with its length known,
+// benchSmallRaw is the floor of benchSmall: the same objects (4 files, the
+// applicant object and a manifest) put by plain minio-go, one PUT each with its length known,
 // serially per client, as an application storing them itself would.
 func benchSmallRaw(b *testing.B, srv *s3test.Server, clients int) {
 	c, bucket := srv.Client(), srv.NewBucket(b)
@@ -387,6 +391,7 @@ func benchSmallRaw(b *testing.B, srv *s3test.Server, clients int) {
 		for range smallKinds {
 			put(newPDFStream(seed.Add(1), smallSize), smallSize)
 		}
+		put(newPDFStream(seed.Add(1), smallApplicant), smallApplicant)
 		put(newPDFStream(seed.Add(1), smallManifest), smallManifest)
 	})
 }
