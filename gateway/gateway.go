@@ -200,43 +200,6 @@ func (g *Gateway) recover(ctx context.Context) error {
 	return nil
 }
 
-// catchUp replays entries [from, size) into the views, a batch at a time:
-// memory stays bounded whatever the ledger's size.
-func (g *Gateway) catchUp(ctx context.Context, from, size int64) error {
-	const batch = 1000
-	start := time.Now()
-	names := g.manifestNames(ctx)
-	recs := make([]*ledger.Record, 0, batch)
-	flush := func() error {
-		if err := g.state.replay(recs, names); err != nil {
-			return err
-		}
-		if len(recs) > 0 {
-			g.recovered.Store(recs[len(recs)-1].Seq + 1 - from)
-		}
-		recs = recs[:0]
-		return nil
-	}
-	err := g.cfg.Ledger.Scan(ctx, from, func(rec *ledger.Record) error {
-		if rec.Seq >= size {
-			return nil
-		}
-		if recs = append(recs, rec); len(recs) == batch {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return fmt.Errorf("gateway: replay entries into the views: %w", err)
-	}
-	g.recovering.Store(false)
-	g.log.Info("packet views brought up to the ledger", "from", from, "entries", size-from, "took", time.Since(start))
-	return nil
-}
-
 // Recovering reports ErrRecovering with progress while the views catch up
 // with the ledger, and nil once they have.
 func (g *Gateway) Recovering() error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"tongban/ledger"
+	"tongban/ledger/format"
 	"tongban/storage"
 )
 
@@ -205,6 +206,7 @@ func genGCPackets(tb testing.TB, g *Gateway, prefix string, n int, objects bool)
 				}
 				if !objects || i%10 != 0 {
 					pl, _ := json.Marshal(map[string]any{"manifest": ds[0], "materials": []materialDigest{{Kind: "a", SHA256: ds[1], Size: 1}, {Kind: "b", SHA256: ds[2], Size: 1}}})
+					pl, _ = format.Canonicalize(pl) // the ledger takes canonical payloads only
 					if _, err := g.cfg.Ledger.Append(context.Background(), ledger.Entry{Type: EntrySubmitted, Actor: ledger.Actor{Agency: "jiashan-window", Role: "submitter"}, Packet: id, Payload: pl}); err != nil {
 						errs <- err
 						return

@@ -63,7 +63,7 @@ func runDevgen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // devgenSubmit submits n small packets, a third of them received.
 func devgenSubmit(ctx context.Context, data string, cfg fileConfig, n, workers int) error {
-	g, _, closeAll, err := openGateway(ctx, data, cfg, newLogger(io.Discard, "json"), false, nil)
+	g, _, closeAll, err := openGateway(ctx, data, cfg, newLogger(io.Discard, "json"), openOptions{})
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"tongban/gateway"
 	"tongban/ledger"
@@ -52,7 +56,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *check {
 		// The views as a restart leaves them, kept aside to compare.
-		_, _, closeAll, err := openGateway(ctx, *data, cfg, log, false, nil)
+		_, _, closeAll, err := openGateway(ctx, *data, cfg, log, openOptions{})
 		if err != nil {
 			return err
 		}
@@ -66,11 +70,9 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	start := time.Now()
-	_, _, closeAll, err := openGateway(ctx, *data, cfg, log, false, nil) // views from nothing: the whole ledger, streamed
-	if err != nil {
+	if err := rebuildViews(ctx, *data, cfg, log); err != nil {
 		return err
 	}
-	closeAll()
 	fmt.Fprintf(stdout, "rebuilt the packet views from %d ledger entries in %s\n", size, time.Since(start).Round(time.Millisecond))
 	if *check {
 		if err := gateway.CompareViews(old, state); err != nil {
@@ -78,5 +80,32 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintln(stdout, "the views before the rebuild matched the rebuilt ones")
 	}
+	return nil
+}
+
+// rebuildMemory is the Go heap limit of a rebuild (Badger's mapped files
+// come on top).
+const rebuildMemory = 192 << 20
+
+// rebuildViews opens the gateway on a data directory without views, which
+// makes New replay the whole ledger into new ones. The ledger is opened
+// with a small block cache: the replay reads each entry once, so Badger's
+// default cache (256 MiB) would only fill with blocks never read again.
+//
+// The replay makes garbage much faster than it keeps data: without a
+// limit the Go heap grows to several times what is live (600 MiB at 100k
+// packets), so the process asks the collector to stay under rebuildMemory
+// unless GOMEMLIMIT says otherwise.
+func rebuildViews(ctx context.Context, data string, cfg fileConfig, log *slog.Logger) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(rebuildMemory))
+	}
+	_, _, closeAll, err := openGateway(ctx, data, cfg, log, openOptions{badger: func(o badger.Options) badger.Options {
+		return o.WithBlockCacheSize(8 << 20).WithNumMemtables(1)
+	}})
+	if err != nil {
+		return err
+	}
+	closeAll()
 	return nil
 }

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"tongban/api"
 	"tongban/gateway"
 	"tongban/gateway/workday"
@@ -137,7 +139,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	g, l, closeAll, err := openGateway(ctx, *data, cfg, log, true, witnesses)
+	g, l, closeAll, err := openGateway(ctx, *data, cfg, log, openOptions{background: true, witnesses: witnesses})
 	if err != nil {
 		return err
 	}
@@ -273,12 +275,12 @@ func loadConfig(path string) (fileConfig, bool, error) {
 // openGateway opens the object store, the ledger and the gateway over data;
 // with background, the views catch up with the ledger after it returns.
 // closeAll closes them in the right order: gateway, then ledger.
-func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger, background bool, witnesses *cosign.Gatherer) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
+func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Logger, o openOptions) (g *gateway.Gateway, l *ledger.Ledger, closeAll func(), err error) {
 	store, err := openStore(ctx, data, cfg.Storage)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	lo := ledger.Options{Dir: ledgerDir(data), Origin: cfg.Origin, Logger: log}
+	lo := ledger.Options{Dir: ledgerDir(data), Origin: cfg.Origin, Logger: log, BadgerOptions: o.badger}
 	sm2Key, err := gmLedgerOptions(data, cfg, &lo) // gm profile
 	if err != nil {
 		return nil, nil, nil, err
@@ -298,8 +300,8 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 	g, err = gateway.New(ctx, gateway.Config{
 		Catalog: cfg.Catalog, Agencies: cfg.Agencies, Store: store, Ledger: l,
 		StateDir: filepath.Join(data, "state"), ApplicantKey: key, Limits: cfg.Limits, Logger: log,
-		Calendar: cfg.calendar, RecoverInBackground: background, SM3: cfg.CryptoProfile == profileGM,
-		Cosigned: cosignedFor(witnesses),
+		Calendar: cfg.calendar, RecoverInBackground: o.background, SM3: cfg.CryptoProfile == profileGM,
+		Cosigned: cosignedFor(o.witnesses),
 	})
 	if err != nil {
 		l.Close()
@@ -313,6 +315,13 @@ func openGateway(ctx context.Context, data string, cfg fileConfig, log *slog.Log
 			log.Error("close ledger", "err", err)
 		}
 	}, nil
+}
+
+// openOptions are openGateway's choices beyond the data and its config.
+type openOptions struct {
+	background bool             // the views catch up with the ledger after openGateway returns
+	witnesses  *cosign.Gatherer // bundles carry the witnesses' cosigned checkpoint
+	badger     func(badger.Options) badger.Options
 }
 
 // stoppedConfig loads the config of the gateway whose data directory is
@@ -347,7 +356,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, _, closeAll, err := openGateway(ctx, *data, cfg, log, false, nil)
+	g, _, closeAll, err := openGateway(ctx, *data, cfg, log, openOptions{})
 	if errors.Is(err, ledger.ErrLocked) {
 		return fmt.Errorf("%w: stop the gateway first (it collects garbage by itself every --gc-interval)", err)
 	}

@@ -292,9 +292,24 @@ func (s *Store) Delete(ctx context.Context, sum string) error {
 // List implements storage.Store. Pointers list with size 0, so their size is
 // read from their metadata: one request per object larger than a part.
 func (s *Store) List(ctx context.Context, fn func(storage.Info) error) error {
+	return s.ListFrom(ctx, "", fn)
+}
+
+// ListFrom is List in digest order from just after the digest after ("":
+// from the start), so that a long listing stopped part-way can resume
+// where it stopped instead of from the beginning. minio-go pages through
+// the bucket with continuation tokens meanwhile.
+func (s *Store) ListFrom(ctx context.Context, after string, fn func(storage.Info) error) error {
+	opts := minio.ListObjectsOptions{Prefix: objPrefix, Recursive: true}
+	if after != "" {
+		if err := storage.CheckSHA256(after); err != nil {
+			return err
+		}
+		opts.StartAfter = objKey(after)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops minio-go's listing goroutine on an early return
-	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: objPrefix, Recursive: true}) {
+	for oi := range s.client.ListObjects(ctx, s.bucket, opts) {
 		if oi.Err != nil {
 			return fail("list", oi.Err)
 		}

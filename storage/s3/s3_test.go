@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,5 +449,48 @@ func TestRequestsPerSmallObject(t *testing.T) {
 		if n := requests.Load(); n != 1 {
 			t.Errorf("%s: Put of a small object sent %d requests, want 1", c.name, n)
 		}
+	}
+}
+
+// TestListFromResumes: a listing stopped part-way resumes after the last
+// digest it saw, with nothing missed and nothing twice.
+func TestListFromResumes(t *testing.T) {
+	srv := s3test.Start(t)
+	s := newStore(t, srv, "", MinPartSize)
+	var want []string
+	for i := range 7 {
+		info, err := s.Put(t.Context(), strings.NewReader(fmt.Sprintf("object %d", i)), storage.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, info.SHA256)
+	}
+	sort.Strings(want)
+	stop := errors.New("stop")
+	var got []string
+	last := ""
+	for range len(want) + 1 {
+		n := 0
+		err := s.ListFrom(t.Context(), last, func(info storage.Info) error {
+			if n == 3 {
+				return stop
+			}
+			n++
+			got = append(got, info.SHA256)
+			last = info.SHA256
+			return nil
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, stop) {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("resumed listing %v, want %v", got, want)
+	}
+	if err := s.ListFrom(t.Context(), "../x", func(storage.Info) error { return nil }); err == nil {
+		t.Fatal("ListFrom accepted a bad digest")
 	}
 }
