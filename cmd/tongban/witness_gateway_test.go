@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -316,6 +317,17 @@ func TestWitnessQuorumGateway(t *testing.T) {
 	}
 	all(size(), "qingpu", "wujiang", "jiashan", "audit")
 
+	// A reviewer's policy: the log key and the four witnesses' keys,
+	// three cosignatures needed. The newest packet's bundle and its
+	// witnessed receipt meet it.
+	policy := []string{"--log-key", logKey, "--state", filepath.Join(t.TempDir(), "state"), "--quorum", "3"}
+	for _, w := range ws {
+		policy = append(policy, "--witness", w.vkey)
+	}
+	if bc, rc, out := verifyLatest(t, gw, policy); bc != 0 || rc != 0 {
+		t.Fatalf("bundle (exit %d) and receipt (exit %d) under a 3-of-4 policy:\n%s", bc, rc, out)
+	}
+
 	// Two witnesses down: below the quorum. Writes go on during the
 	// grace; readiness says why (to the auditor); after the grace writes
 	// are refused with 503 and Retry-After; they resume when one returns.
@@ -323,6 +335,11 @@ func TestWitnessQuorumGateway(t *testing.T) {
 	ws[2].proc.kill()
 	if code, _, b := submitPacket(t, gw); code != 201 {
 		t.Fatalf("the first write below the quorum is refused: %d %s", code, b)
+	}
+	// That packet's evidence cannot meet the policy: no quorum has
+	// cosigned a tree that holds it.
+	if bc, rc, out := verifyLatest(t, gw, policy); bc != 3 || rc != 3 {
+		t.Fatalf("bundle (exit %d) and receipt (exit %d) below the quorum, want 3 and 3:\n%s", bc, rc, out)
 	}
 	until(t, "readyz to report the quorum unreachable", func() bool {
 		req, _ := http.NewRequest("GET", gw.url+"/readyz", nil)
@@ -550,4 +567,41 @@ func TestWitnessForkRefusedAtStart(t *testing.T) {
 			t.Errorf("witness %s kept no evidence of the fork: %v", w.name, ev)
 		}
 	}
+}
+
+// verifyLatest fetches the bundle of the newest packet and its submission's
+// witnessed receipt as the auditor, and checks both with the verifier
+// flags given (a receipt the gateway cannot witness counts as exit 3). It
+// returns the two exit codes and what was printed.
+func verifyLatest(t *testing.T, gw *gatewayProc, flags []string) (bundleCode, receiptCode int, out string) {
+	t.Helper()
+	auditor := gw.tokens["yrd-audit:auditor"]
+	var page struct{ Packets []struct{ ID string } }
+	if code, b := authGet(t, gw.url+"/v1/packets?box=all&limit=500", auditor); code != 200 || json.Unmarshal(b, &page) != nil || len(page.Packets) == 0 {
+		t.Fatalf("packets: %d %s", code, b)
+	}
+	id := page.Packets[len(page.Packets)-1].ID
+	dir := t.TempDir()
+	zipPath := filepath.Join(dir, "b.zip")
+	if code, o, e := tongban(t, nil, "fetch", id, "--server", gw.url, "--token", auditor, "-o", zipPath); code != 0 {
+		t.Fatalf("fetch %s: %d %s%s", id, code, o, e)
+	}
+	bundleCode, o, e := tongban(t, nil, append([]string{"verify", zipPath, "--packet", id}, flags...)...)
+	out = o + e
+	var ents struct{ Entries []struct{ Seq int64 } }
+	if code, b := authGet(t, gw.url+"/v1/ledger/entries?packet="+id, auditor); code != 200 || json.Unmarshal(b, &ents) != nil || len(ents.Entries) == 0 {
+		t.Fatalf("entries of %s: %d %s", id, code, b)
+	}
+	code, b := authGet(t, fmt.Sprintf("%s/v1/packets/%s/receipts/%d?witnessed=true", gw.url, id, ents.Entries[0].Seq), auditor)
+	switch code {
+	case 200:
+		file := filepath.Join(dir, "r.tlog-proof")
+		os.WriteFile(file, b, 0o600)
+		rc, o, e := tongban(t, nil, append([]string{"receipt", "verify", file, "--packet", id}, flags...)...)
+		return bundleCode, rc, out + o + e
+	case 503:
+		return bundleCode, 3, out + string(b)
+	}
+	t.Fatalf("witnessed receipt: %d %s", code, b)
+	return
 }
