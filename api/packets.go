@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,9 @@ func (s *server) catalog(c *gin.Context) {
 	c.JSON(http.StatusOK, s.g.Catalog())
 }
 
+// multipartReadBuffer is the buffer an upload's body is read through.
+const multipartReadBuffer = 64 << 10
+
 // multipartBody checks the content type and returns the body's parts for
 // the gateway, streaming, the body capped at MaxUploadBytes, and the guard
 // of its part headers (whose error, once it fails, is the cause of the
@@ -37,7 +41,11 @@ func (s *server) multipartBody(c *gin.Context) (gateway.Parts, *partHeaderGuard,
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes)
 	guard := newPartHeaderGuard(body, params["boundary"], s.cfg.MaxPartHeaderBytes, s.cfg.MaxPartHeadersTotal)
-	return gateway.MultipartParts(multipart.NewReader(guard, params["boundary"])), guard, true
+	// mime/multipart reads through a 4 KiB buffer of its own: without a
+	// larger one beneath it, a large file costs a read syscall (and a
+	// deadline reset) per 4 KiB.
+	buffered := bufio.NewReaderSize(guard, multipartReadBuffer)
+	return gateway.MultipartParts(multipart.NewReader(buffered, params["boundary"])), guard, true
 }
 
 func (s *server) submit(c *gin.Context) {
