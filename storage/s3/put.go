@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"strconv"
@@ -201,7 +202,7 @@ func (s *Store) putLarge(ctx context.Context, l *lease, pr *storage.PutReader, f
 	id := newBlobID()
 	key := blobKey(id)
 	uploadID, err := s.core.NewMultipartUpload(ctx, s.bucket, key, minio.PutObjectOptions{
-		UserMetadata: map[string]string{"X-Amz-Checksum-Algorithm": "SHA256"},
+		UserMetadata: map[string]string{"X-Amz-Checksum-Algorithm": "CRC32C"},
 	})
 	if err != nil {
 		return storage.Info{}, fail("put", err)
@@ -231,8 +232,8 @@ func (s *Store) putLarge(ctx context.Context, l *lease, pr *storage.PutReader, f
 
 // uploadParts reads the stream part by part into two buffers: while one is
 // being sent by a second goroutine, the caller's goroutine reads the next
-// one and hashes it twice, into the stream's digest (as it reads) and into
-// the part's checksum. Sending a part thus never waits for a hash.
+// one, hashing it into the stream's digest as it reads, and takes the part's
+// checksum. Sending a part thus never waits for a hash.
 func (s *Store) uploadParts(ctx context.Context, l *lease, key, uploadID string, pr *storage.PutReader, first []byte) ([]minio.CompletePart, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -240,7 +241,7 @@ func (s *Store) uploadParts(ctx context.Context, l *lease, key, uploadID string,
 	type job struct {
 		num int
 		buf []byte
-		sum [sha256.Size]byte
+		sum []byte
 	}
 	if err := l.grow(ctx, s.partSize); err != nil {
 		return nil, fmt.Errorf("storage/s3: put: %w", err)
@@ -273,7 +274,7 @@ func (s *Store) uploadParts(ctx context.Context, l *lease, key, uploadID string,
 	buf := first
 	for num := 1; ; num++ {
 		select {
-		case jobs <- job{num, buf, sha256.Sum256(buf)}:
+		case jobs <- job{num, buf, crc32c(buf)}:
 		case <-ctx.Done():
 			readErr = context.Cause(ctx)
 		}
@@ -308,16 +309,23 @@ func (s *Store) uploadParts(ctx context.Context, l *lease, key, uploadID string,
 	return parts, nil
 }
 
-// putPart sends one part with its SHA-256 in a signed header, for the server
-// to verify. The payload itself is sent unsigned: signing it would make both
-// sides hash every byte once more.
-func (s *Store) putPart(ctx context.Context, key, uploadID string, num int, buf []byte, sum [sha256.Size]byte) (minio.CompletePart, error) {
-	b64 := base64.StdEncoding.EncodeToString(sum[:])
+// putPart sends one part with its CRC32C (sum) in a signed header, for the
+// server to verify. The payload itself is sent unsigned: signing it would
+// make both sides hash every byte with SHA-256 once more.
+func (s *Store) putPart(ctx context.Context, key, uploadID string, num int, buf []byte, sum []byte) (minio.CompletePart, error) {
+	b64 := base64.StdEncoding.EncodeToString(sum)
 	p, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, num, bytes.NewReader(buf), int64(len(buf)), minio.PutObjectPartOptions{
-		CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
+		CustomHeader:         http.Header{"X-Amz-Checksum-Crc32c": {b64}},
 		DisableContentSha256: true,
 	})
-	return minio.CompletePart{PartNumber: num, ETag: p.ETag, ChecksumSHA256: b64}, err
+	return minio.CompletePart{PartNumber: num, ETag: p.ETag, ChecksumCRC32C: b64}, err
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// crc32c is b's CRC32C checksum as S3 wants it: big-endian, 4 bytes.
+func crc32c(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, castagnoli))
 }
 
 // link names a complete blob: it writes the pointer unless the object

@@ -29,9 +29,12 @@
 // Puts each holding some of it never wait on each other forever); a Put
 // that would exceed it waits before reading more of its stream.
 //
-// Every part and single PUT carries an x-amz-checksum-sha256 header, so the
-// server verifies the bytes it receives as well; reads are verified by the
-// client while streaming.
+// Every single PUT carries an x-amz-checksum-sha256 header (its name's
+// digest, known already) and every part an x-amz-checksum-crc32c one, so
+// the server verifies the bytes it receives as well; reads are verified by
+// the client while streaming. A part's checksum only guards the transfer
+// (the object's SHA-256 is checked end to end), and CRC32C costs both sides
+// a small fraction of a second SHA-256 pass over every byte.
 //
 // Blobs no pointer names (left by a crash between the upload and the pointer
 // write) and incomplete uploads are invisible to List; Sweep removes them.

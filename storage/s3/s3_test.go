@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -307,8 +309,9 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-// TestServerVerifies checks that every upload request carries the SHA-256
-// of its payload, and that the server refuses a payload altered in transit.
+// TestServerVerifies checks that every upload request carries a checksum
+// of its payload (a single PUT its SHA-256, a part its CRC32C), and that
+// the server refuses a payload altered in transit.
 func TestServerVerifies(t *testing.T) {
 	srv := s3test.Start(t)
 	target, _ := url.Parse("http://" + srv.Endpoint)
@@ -327,9 +330,11 @@ func TestServerVerifies(t *testing.T) {
 		body, _ := io.ReadAll(r.Out.Body)
 		r.Out.Body.Close()
 		sum := sha256.Sum256(body)
+		crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
 		mu.Lock()
 		puts++
-		if r.Out.Header.Get("X-Amz-Checksum-Sha256") == base64.StdEncoding.EncodeToString(sum[:]) {
+		if r.Out.Header.Get("X-Amz-Checksum-Sha256") == base64.StdEncoding.EncodeToString(sum[:]) ||
+			r.Out.URL.Query().Has("partNumber") && r.Out.Header.Get("X-Amz-Checksum-Crc32c") == base64.StdEncoding.EncodeToString(crc) {
 			checked++
 		}
 		mu.Unlock()
@@ -348,7 +353,7 @@ func TestServerVerifies(t *testing.T) {
 		}
 	}
 	if puts == 0 || checked != puts {
-		t.Errorf("%d of %d uploads carried their payload's SHA-256", checked, puts)
+		t.Errorf("%d of %d uploads carried their payload's checksum", checked, puts)
 	}
 
 	alter.Store(true)
