@@ -36,13 +36,10 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
 		return nil, ErrReadOnly
 	}
 	e.Seq, e.Prev = 0, Hash{}
-	enc, err := format.NewUnsequenced(e)
-	if err != nil {
-		return nil, err
-	}
 	// One meaning, one spelling, one leaf hash: a payload must come
 	// canonical (docs/formats.md); the ledger does not rewrite it.
-	if err := format.CheckPayload(e.Payload); err != nil {
+	enc, err := format.NewCanonicalUnsequenced(e)
+	if err != nil {
 		return nil, err
 	}
 	r := &appendReq{e: e, enc: enc, done: make(chan struct{})}

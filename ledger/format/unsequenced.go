@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Unsequenced is an entry encoded without its seq, time and prev, which a
@@ -76,4 +78,47 @@ func (u *Unsequenced) Seal(dst []byte, seq int64, t time.Time, prev Hash) ([]byt
 		return dst[:start], fmt.Errorf("format: entry of %d bytes exceeds %d", n, MaxEntrySize)
 	}
 	return dst, nil
+}
+
+// NewCanonicalUnsequenced is NewUnsequenced for a sequencer that records
+// only canonical payloads (docs/formats.md): it also refuses a payload
+// CheckPayload refuses. Having read the payload once to check it, it copies
+// it as it is, and encodes the names itself, where encoding/json would
+// validate and compact the payload twice more.
+func NewCanonicalUnsequenced(e Entry) (*Unsequenced, error) {
+	if err := CheckPayload(e.Payload); err != nil {
+		return nil, err
+	}
+	if !plainName(e.Type) || !plainName(e.Actor.Agency) || !plainName(e.Actor.Role) || !plainName(e.Packet) {
+		return NewUnsequenced(e) // escapes only encoding/json knows; rare
+	}
+	if err := e.checkFields(); err != nil {
+		return nil, err
+	}
+	mid := make([]byte, 0, 64+len(e.Type)+len(e.Actor.Agency)+len(e.Actor.Role)+len(e.Packet))
+	mid = append(mid, `"type":`...)
+	mid = appendString(mid, e.Type)
+	mid = append(mid, `,"actor":{"agency":`...)
+	mid = appendString(mid, e.Actor.Agency)
+	mid = append(mid, `,"role":`...)
+	mid = appendString(mid, e.Actor.Role)
+	mid = append(mid, `},"packet":`...)
+	mid = appendString(mid, e.Packet)
+	mid = append(mid, ',')
+	tail := []byte("}")
+	if len(e.Payload) > 0 {
+		tail = make([]byte, 0, len(`,"payload":}`)+len(e.Payload))
+		tail = append(append(append(tail, `,"payload":`...), e.Payload...), '}')
+	}
+	if n := len(placeholderHead) + len(mid) + len(placeholderPrev) + len(tail); n > MaxEntrySize {
+		return nil, fmt.Errorf("format: entry of %d bytes exceeds %d", n, MaxEntrySize) // as marshal says
+	}
+	return &Unsequenced{mid: mid, tail: tail}, nil
+}
+
+// plainName reports whether encoding/json (without HTML escaping) encodes
+// s as appendString does: it differs on invalid UTF-8 and on U+2028 and
+// U+2029, which it escapes.
+func plainName(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, '\u2028') && !strings.ContainsRune(s, '\u2029')
 }

@@ -27,6 +27,14 @@ func TestSealMatchesMarshal(t *testing.T) {
 		{Type: "x", Payload: json.RawMessage(`{}`)},
 		{Type: "x", Payload: json.RawMessage(`{"big":"` + strings.Repeat("a", MaxEntrySize-400) + `"}`)},
 	}
+	// Names encoding/json escapes in its own ways, with canonical payloads
+	// (NewCanonicalUnsequenced's own encoding and its way back to encoding/json).
+	for _, name := range []string{"\u2028", "a\u2029b", "\xff\xfe", "\x00\x01\x1f\x7f", `<&>'"\\/`, "\b\f\n\r\t", "青浦区窗口"} {
+		entries = append(entries,
+			Entry{Type: name, Actor: Actor{name, "submitter"}, Packet: strings.ReplaceAll(name, "\x00", ""), Payload: json.RawMessage(`{"a":"<&>","b":[1,{"c":null}]}`)},
+			Entry{Type: "x", Actor: Actor{"jiashan", name}, Packet: "p"})
+	}
+	entries = append(entries, Entry{Type: "x", Payload: json.RawMessage(`{"big":"` + strings.Repeat("a", MaxEntrySize-170) + `"}`)})
 	// Around the size limit, where seq and time decide.
 	for pad := MaxEntrySize - 260; pad < MaxEntrySize-170; pad += 3 {
 		entries = append(entries, Entry{Type: "x", Payload: json.RawMessage(`{"big":"` + strings.Repeat("a", pad) + `"}`)})
@@ -36,6 +44,10 @@ func TestSealMatchesMarshal(t *testing.T) {
 		u, err := NewUnsequenced(e)
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
+		}
+		cu, err := NewCanonicalUnsequenced(e)
+		if (err == nil) != (CheckPayload(e.Payload) == nil) {
+			t.Fatalf("entry %d: NewCanonicalUnsequenced: %v; CheckPayload: %v", i, err, CheckPayload(e.Payload))
 		}
 		for _, seq := range []int64{0, 7, 1<<63 - 1} {
 			for _, tm := range times {
@@ -53,6 +65,12 @@ func TestSealMatchesMarshal(t *testing.T) {
 				}
 				if werr == nil && !bytes.Equal(got[4:], want) {
 					t.Fatalf("entry %d seq %d time %v:\nSeal    %s\nMarshal %s", i, seq, tm, got[4:], want)
+				}
+				if cu != nil {
+					cgot, cerr := cu.Seal(nil, seq, tm, prev)
+					if (werr == nil) != (cerr == nil) || werr == nil && !bytes.Equal(cgot, want) {
+						t.Fatalf("entry %d seq %d time %v: canonical Seal %q (%v)\nMarshal %q (%v)", i, seq, tm, cgot, cerr, want, werr)
+					}
 				}
 			}
 		}
