@@ -274,7 +274,7 @@ func TestGMSeedStory(t *testing.T) {
 		{"receipt, SM2 line of another key", withSigs(rLines[0], mustSignLine(t, other, rText)), "", sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature"}},
 		{"receipt, SM2 line altered", withSigs(rLines[0], flipLast(rLines[1])), "", sm2File, 1, []string{"ALTERED", "checkpoint signature"}},
 		{"receipt, Ed25519 line altered", withSigs(flipLast(rLines[0]), rLines[1]), "", sm2File, 1, []string{"ALTERED", "checkpoint signature"}},
-		{"receipt, only the SM2 line", withSigs(rLines[1]), "", sm2File, 3, []string{"UNVERIFIABLE", "not signed by the log key given"}},
+		{"receipt, only the SM2 line", withSigs(rLines[1]), "", sm2File, 3, []string{"UNVERIFIABLE", "no signature by the log key given"}},
 		{"standard receipt, --sm2-key", stdReceipt, std.Ledger.VerifierKey(), sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

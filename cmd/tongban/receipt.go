@@ -11,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
+	"tongban/gateway/bundle"
 	"tongban/ledger/format"
 	"tongban/ledger/gmnote"
 	"tongban/ledger/witness"
@@ -165,49 +164,15 @@ func verifyReceipt(text []byte, keys receiptKeys, packet string) *receiptReport 
 
 	// The checkpoint: signed by the log key given (and its SM2 key, if
 	// given), cosigned by enough witnesses.
-	v, err := note.NewVerifier(keys.log)
-	if err != nil {
-		return unverifiable("the log key is not a note verifier key: %v", err)
-	}
-	verifiers := []note.Verifier{v}
-	var gv *gmnote.Verifier
-	if keys.sm2 != "" {
-		if gv, err = gmnote.NewVerifier(keys.sm2); err != nil {
-			return unverifiable("the SM2 key given: %v", err)
-		}
-		verifiers = append(verifiers, gv)
-	}
-	n, err := note.Open(r.Checkpoint, note.VerifierList(verifiers...))
-	var unknown *note.UnverifiedNoteError
+	cp, isAltered, err := bundle.OpenCheckpoint(r.Checkpoint, keys.log, keys.sm2)
 	switch {
-	case errors.As(err, &unknown):
-		var by []string
-		for _, s := range unknown.Note.UnverifiedSigs {
-			by = append(by, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
-		}
-		return unverifiable("the checkpoint is signed by %s, not by the key given (%s+%08x)", strings.Join(by, ", "), v.Name(), v.KeyHash())
+	case isAltered:
+		return altered("%v", err)
 	case err != nil:
-		return altered("checkpoint signature: %v", err)
+		return unverifiable("%v", err)
 	}
-	if !gmnote.Signed(n, v) {
-		return unverifiable("the checkpoint is not signed by the log key given (%s+%08x)", v.Name(), v.KeyHash())
-	}
-	// A line by another SM2 key is one of an unknown key, which note.Open
-	// skips: the line of the key given must be there.
-	if gv != nil && !gmnote.Signed(n, gv) {
-		return unverifiable("the checkpoint carries no SM2 signature by the key given (%s+%08x)", gv.Name(), gv.KeyHash())
-	}
-	cp, err := format.ParseCheckpoint([]byte(n.Text))
-	if err != nil {
-		return altered("the signed checkpoint is malformed: %v", err)
-	}
-	if cp.Origin != v.Name() {
-		return unverifiable("the checkpoint is of log %q, the key given is %q's", cp.Origin, v.Name())
-	}
-	if gv != nil {
-		if gv.Name() != cp.Origin {
-			return unverifiable("the checkpoint is of log %q, the SM2 key given is %q's", cp.Origin, gv.Name())
-		}
+	if keys.sm2 != "" {
+		gv, _ := gmnote.NewVerifier(keys.sm2) // OpenCheckpoint parsed it
 		rep.SM2Key = fmt.Sprintf("%s+%08x", gv.Name(), gv.KeyHash())
 	}
 	rep.Checkpoint = &struct {

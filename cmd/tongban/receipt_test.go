@@ -236,7 +236,7 @@ func TestReceiptVerifySM2(t *testing.T) {
 		{"SM2 line of another key", withLines(lines[0], mustSignLine(t, other, cpText)), "", sm2File, 3, "no SM2 signature by the key given"},
 		{"SM2 line altered", withLines(lines[0], flipSig(lines[1])), "", sm2File, 1, "checkpoint signature"},
 		{"Ed25519 line altered", withLines(flipSig(lines[0]), lines[1]), "", sm2File, 1, "checkpoint signature"},
-		{"only the SM2 line", withLines(lines[1]), "", sm2File, 3, "not signed by the log key given"},
+		{"only the SM2 line", withLines(lines[1]), "", sm2File, 3, "no signature by the log key given"},
 		{"SM2 key named for another log", withLines(lines[0], mustSignLine(t, elsewhere, cpText)), "", elsewhere.VerifierKey(), 3, `the SM2 key given is "elsewhere.example"'s`},
 	}
 	for i, c := range cases {

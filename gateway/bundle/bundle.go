@@ -399,19 +399,22 @@ func Verify(r io.ReaderAt, size int64, o Options) *Report {
 	return rep.finish()
 }
 
-// openCheckpoint opens the signed checkpoint with vkey (and sm2key, if
-// given: then its line is required too) and says whether a failure is
-// tampering (altered) or another key (unverifiable).
-func openCheckpoint(signed []byte, vkey, sm2key string) (format.Checkpoint, string, error) {
+// OpenCheckpoint opens a signed checkpoint under the log key vkey and, if
+// sm2key is not empty, requires a line by that SM2 key as well (gm
+// profile). On failure, altered tells a checkpoint that was altered (a
+// signature by a key given does not verify, or its text is malformed) from
+// one that only cannot be judged with the keys given. Bundles and receipts
+// (tongban receipt verify) open their checkpoints with it.
+func OpenCheckpoint(signed []byte, vkey, sm2key string) (cp format.Checkpoint, altered bool, err error) {
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
-		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the key given is not a note verifier key: %v", err)
+		return cp, false, fmt.Errorf("the log key is not a note verifier key: %v", err)
 	}
 	known := []note.Verifier{v}
 	var gv *gmnote.Verifier
 	if sm2key != "" {
 		if gv, err = gmnote.NewVerifier(sm2key); err != nil {
-			return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the SM2 key given: %v", err)
+			return cp, false, fmt.Errorf("the SM2 key given: %v", err)
 		}
 		known = append(known, gv)
 	}
@@ -423,26 +426,40 @@ func openCheckpoint(signed []byte, vkey, sm2key string) (format.Checkpoint, stri
 		for _, s := range unknown.Note.UnverifiedSigs {
 			by = append(by, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
 		}
-		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the checkpoint is signed by %s, not by the key given (%s+%08x)", strings.Join(by, ", "), v.Name(), v.KeyHash())
+		return cp, false, fmt.Errorf("the checkpoint is signed by %s, not by the key given (%s+%08x)", strings.Join(by, ", "), v.Name(), v.KeyHash())
 	case err != nil:
-		return format.Checkpoint{}, faultAltered, fmt.Errorf("the checkpoint's signature is not valid under the log key: %v", err)
-	}
-	// gm profile: a line by the SM2 key given must be there (a line by
-	// another SM2 key is one of an unknown key, which note.Open skips).
-	if gv != nil && !gmnote.Signed(n, gv) {
-		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the checkpoint carries no SM2 signature by the key given (%s+%08x)", gv.Name(), gv.KeyHash())
+		return cp, true, fmt.Errorf("the checkpoint signature is not valid under the keys given: %v", err)
 	}
 	if !gmnote.Signed(n, v) {
-		return format.Checkpoint{}, faultUnverifiable, fmt.Errorf("the checkpoint carries no signature by the log key given (%s+%08x)", v.Name(), v.KeyHash())
+		return cp, false, fmt.Errorf("the checkpoint carries no signature by the log key given (%s+%08x)", v.Name(), v.KeyHash())
 	}
-	c, err := format.ParseCheckpoint([]byte(n.Text))
-	if err != nil {
-		return c, faultAltered, fmt.Errorf("the signed checkpoint is malformed: %v", err)
+	// A line by another SM2 key is one of an unknown key, which note.Open
+	// skips: the line of the key given must be there.
+	if gv != nil && !gmnote.Signed(n, gv) {
+		return cp, false, fmt.Errorf("the checkpoint carries no SM2 signature by the key given (%s+%08x)", gv.Name(), gv.KeyHash())
 	}
-	if c.Origin != v.Name() {
-		return c, faultUnverifiable, fmt.Errorf("the checkpoint is of log %q, the key given is %q's", c.Origin, v.Name())
+	if cp, err = format.ParseCheckpoint([]byte(n.Text)); err != nil {
+		return cp, true, fmt.Errorf("the signed checkpoint is malformed: %v", err)
 	}
-	return c, "", nil
+	if cp.Origin != v.Name() {
+		return cp, false, fmt.Errorf("the checkpoint is of log %q, the key given is %q's", cp.Origin, v.Name())
+	}
+	if gv != nil && gv.Name() != cp.Origin {
+		return cp, false, fmt.Errorf("the checkpoint is of log %q, the SM2 key given is %q's", cp.Origin, gv.Name())
+	}
+	return cp, false, nil
+}
+
+// openCheckpoint is OpenCheckpoint with the fault as a report names it.
+func openCheckpoint(signed []byte, vkey, sm2key string) (format.Checkpoint, string, error) {
+	cp, altered, err := OpenCheckpoint(signed, vkey, sm2key)
+	switch {
+	case err == nil:
+		return cp, "", nil
+	case altered:
+		return cp, faultAltered, err
+	}
+	return cp, faultUnverifiable, err
 }
 
 func checkProof(rep *Report, r io.ReaderAt, files map[string]*record, target string, seq int64, cp format.Checkpoint, leaf format.Hash) bool {
