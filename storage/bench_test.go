@@ -81,7 +81,7 @@ var rawOptions = minio.PutObjectOptions{PartSize: s3.DefaultPartSize}
 // BenchmarkPut stores a 256 MiB stream of unknown length. s3-raw is the
 // same upload with plain minio-go and no hashing, the bound for s3.
 func BenchmarkPut(b *testing.B) {
-	srv := s3test.Start(b)
+	srv := s3test.StartInMemory(b)
 	ctx := context.Background()
 	b.Run("s3", func(b *testing.B) { benchPut(b, openS3(b, srv)) })
 	b.Run("s3-raw", func(b *testing.B) {
@@ -127,7 +127,7 @@ func benchPut(b *testing.B, s storage.Store) {
 // BenchmarkGet reads and verifies a 256 MiB object; s3-raw reads it with
 // plain minio-go, without verifying.
 func BenchmarkGet(b *testing.B) {
-	srv := s3test.Start(b)
+	srv := s3test.StartInMemory(b)
 	ctx := context.Background()
 	b.Run("s3", func(b *testing.B) {
 		s := openS3(b, srv)
@@ -170,7 +170,7 @@ func BenchmarkGet(b *testing.B) {
 // 1 GiB stream of unknown length is stored on S3 with the default part size.
 func BenchmarkPutMemory(b *testing.B) {
 	const size = 1 << 30
-	srv := s3test.Start(b)
+	srv := s3test.StartInMemory(b)
 	s := openS3(b, srv)
 	ctx := context.Background()
 	b.SetBytes(size)
@@ -199,7 +199,7 @@ func BenchmarkPutMemory(b *testing.B) {
 // files) are stored on S3 at once with the default part size.
 func BenchmarkPutMemorySmall(b *testing.B) {
 	const clients, size = 32, 200 << 10
-	s := openS3(b, s3test.Start(b))
+	s := openS3(b, s3test.StartInMemory(b))
 	ctx := context.Background()
 	b.SetBytes(clients * size)
 	var peak uint64

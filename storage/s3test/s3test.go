@@ -95,6 +95,29 @@ func Start(tb testing.TB) *Server {
 // the test ends. Tests that stop and restart the server use it directly.
 func StartVersityGW(tb testing.TB) *Server {
 	tb.Helper()
+	return startVersityGW(tb, tb.TempDir())
+}
+
+// StartInMemory is Start for benchmarks: a new VersityGW keeps its objects
+// in a directory in /dev/shm (tmpfs) where there is one, so that what a
+// benchmark measures is the requests and not how fast a shared disk writes
+// back what earlier runs wrote. An external server is used as Start would.
+func StartInMemory(tb testing.TB) *Server {
+	tb.Helper()
+	if os.Getenv(EnvEndpoint) != "" {
+		return Start(tb)
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "tongban-s3test-")
+	if err != nil {
+		tb.Logf("s3test: no tmpfs (%v): the server keeps its objects on disk", err)
+		return StartVersityGW(tb)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return startVersityGW(tb, dir)
+}
+
+func startVersityGW(tb testing.TB, dir string) *Server {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 	defer cancel()
 	bin, err := Install(ctx)
@@ -107,7 +130,7 @@ func StartVersityGW(tb testing.TB) *Server {
 		SecretKey: randomHex(20),
 		tb:        tb,
 		bin:       bin,
-		dir:       tb.TempDir(),
+		dir:       dir,
 	}
 	for attempt := 0; ; attempt++ {
 		s.Endpoint, err = freePort()
