@@ -435,6 +435,37 @@ func BenchmarkSubmitMemory(b *testing.B) {
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-growth-MiB")
 }
 
+// BenchmarkSubmitMemorySmall reports the peak heap growth while 32
+// clients each submit a small packet (4 files of 200 KiB) through the HTTP
+// API to S3 at once, all in flight together. Client and server share the
+// process, so the figure covers both.
+func BenchmarkSubmitMemorySmall(b *testing.B) {
+	const clients = 32
+	e := benchEnv(b, s3test.StartInMemory(b))
+	var seed atomic.Uint64
+	submit := func() {
+		files := make([]benchFile, len(smallKinds))
+		for i, k := range smallKinds {
+			files[i] = benchFile{k, k + ".pdf", newPDFStream(seed.Add(1), smallSize)}
+		}
+		if p := streamSubmit(b, e, "ENT-DEREG-S", "qingpu-amr", benchEnterprise, files); len(p.Materials) != len(smallKinds) {
+			b.Errorf("packet stored as %+v", p.Materials)
+		}
+	}
+	b.SetBytes(clients * int64(len(smallKinds)) * smallSize)
+	var peak uint64
+	for b.Loop() {
+		peak = max(peak, storagetest.HeapGrowth(func() {
+			var wg sync.WaitGroup
+			for range clients {
+				wg.Go(submit)
+			}
+			wg.Wait()
+		}))
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-growth-MiB")
+}
+
 // TestSubmitMemoryBounded guards streaming: a 256 MiB upload through the
 // API to S3 must not grow the heap (client and server together) by more
 // than 128 MiB. The digest recorded must be that of the bytes sent.
