@@ -86,6 +86,13 @@ func TestPartHeaderCap(t *testing.T) {
 	// An ordinary submission still goes through, parts split at every byte
 	// boundary by the transport notwithstanding.
 	e.MustSubmit("jiashan-window:submitter", m, files)
+	// So does one with an epilogue after the closing delimiter (RFC 2046)
+	// longer than the header cap: it is no part's header.
+	body, ct = apitest.Multipart(apitest.SubmissionParts(m, files))
+	body.WriteString(strings.Repeat("e", 60<<10))
+	if code, resp := e.Do("POST", "/v1/packets", "jiashan-window:submitter", body, ct); code != http.StatusCreated {
+		t.Fatalf("a submission with a 60 KiB epilogue: %d %.300s; want 201", code, resp)
+	}
 }
 
 // dripUntilCut sends the headers of a submission, then its body one byte

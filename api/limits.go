@@ -260,6 +260,8 @@ type partHeaderGuard struct {
 	tail          []byte // the last len(delim)-1 bytes of body seen
 	win           []byte // scratch: tail plus the start of a read
 	inHeader      bool
+	dashes        int   // "-" right after the last delimiter (2: it closed the body); -1 after another byte
+	closed        bool  // past the closing delimiter: the epilogue is not headers
 	line          int   // bytes in the current header line, CR excluded
 	header, total int64 // header bytes of this part, of earlier parts
 	max, maxTotal int64
@@ -295,7 +297,22 @@ func (g *partHeaderGuard) cause(err error) error {
 }
 
 func (g *partHeaderGuard) scan(b []byte) error {
-	for len(b) > 0 {
+	for len(b) > 0 && !g.closed {
+		if g.inHeader && g.dashes >= 0 {
+			// "--" after a delimiter closes the body (RFC 2046); what
+			// follows is an epilogue that mime/multipart ignores.
+			for len(b) > 0 && b[0] == '-' && g.dashes < 2 {
+				b, g.dashes, g.header, g.line = b[1:], g.dashes+1, g.header+1, g.line+1
+			}
+			if g.dashes == 2 {
+				g.closed = true
+				return nil
+			}
+			if len(b) > 0 {
+				g.dashes = -1
+			}
+			continue
+		}
 		if g.inHeader {
 			i, done := g.scanHeader(b)
 			if g.header > g.max || g.total+g.header > g.maxTotal {
@@ -316,7 +333,7 @@ func (g *partHeaderGuard) scan(b []byte) error {
 			return nil
 		}
 		b = b[end:]
-		g.inHeader = true
+		g.inHeader, g.dashes = true, 0
 		g.line = 1 // the rest of the delimiter line is not the empty line
 	}
 	return nil

@@ -69,5 +69,11 @@ func TestPartHeaderGuard(t *testing.T) {
 		if err := read(body, boundary, 1<<20, header, oneByte); !errors.Is(err, gateway.ErrTooLarge) {
 			t.Fatalf("over the total cap (one byte a read: %v): %v", oneByte, err)
 		}
+		// After the closing delimiter comes an epilogue (RFC 2046), which
+		// is no part's header, however long and without an empty line.
+		epilogue := append(bytes.Clone(body), strings.Repeat("e", 3*int(header))...)
+		if err := read(epilogue, boundary, header, header+200, oneByte); err != nil {
+			t.Fatalf("with a long epilogue (one byte a read: %v): %v", oneByte, err)
+		}
 	}
 }
