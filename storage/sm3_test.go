@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 	"testing/iotest"
@@ -19,12 +20,19 @@ import (
 // chunks larger than the hasher's, and of nothing; a stream abandoned
 // midway releases its hasher on Close.
 func TestPutReaderSM3(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 3, 256<<10 - 1, 256 << 10, 3<<20 + 17} {
-		data := bytes.Repeat([]byte("通办gm"), n/8+1)[:n]
+		// Random bytes: with a repeating pattern every chunk would be the
+		// same, and a chunk hashed twice or reused while queued unseen.
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
 		want := sm3.Sum(data)
 		for name, r := range map[string]io.Reader{
 			"one byte": iotest.OneByteReader(bytes.NewReader(data)),
 			"whole":    bytes.NewReader(data),
+			"odd":      &oddReader{data: data, rng: rng}, // pieces of 1 B to 700 KiB, across chunk edges
 		} {
 			if n > 1<<20 && name == "one byte" {
 				continue
@@ -65,6 +73,25 @@ func TestPutReaderSM3(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// oddReader returns data in pieces of random length, and overwrites the
+// caller's buffer past each piece, as a reused read buffer would be.
+type oddReader struct {
+	data []byte
+	rng  *rand.Rand
+}
+
+func (o *oddReader) Read(p []byte) (int, error) {
+	if len(o.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 1+o.rng.IntN(700<<10))], o.data)
+	o.data = o.data[n:]
+	for i := n; i < len(p) && i < n+64; i++ {
+		p[i] = 0xee
+	}
+	return n, nil
 }
 
 func hexSHA(b []byte) string {

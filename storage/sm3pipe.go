@@ -59,9 +59,13 @@ func (p *sm3Pipe) write(b []byte) {
 	}
 }
 
-// finish returns the digest of everything written.
+// finish returns the digest of everything written, or "" once closed
+// (the chunk being filled was dropped then).
 func (p *sm3Pipe) finish() string {
-	if p.cur != nil && !p.closed {
+	if p.closed {
+		return ""
+	}
+	if p.cur != nil {
 		p.ch <- p.cur
 		p.cur = nil
 	}
@@ -75,5 +79,10 @@ func (p *sm3Pipe) close() {
 	if !p.closed {
 		p.closed = true
 		close(p.ch)
+	}
+	if p.cur != nil {
+		*p.cur = (*p.cur)[:0]
+		sm3Chunks.Put(p.cur)
+		p.cur = nil
 	}
 }

@@ -167,6 +167,8 @@ func TestGMSeedStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := gmnote.NewSigner("tongban.yrd/ledger", otherPriv)
+	elsewhere, _ := gmnote.NewSigner("elsewhere.example", otherPriv) // a key named for another log
+	elsewhereFile := write("elsewhere.pub", []byte(elsewhere.VerifierKey()+"\n"))
 
 	// A standard-profile gateway's bundle, for --sm2-key against it.
 	std := apitest.New(t, apitest.Options{})
@@ -193,6 +195,7 @@ func TestGMSeedStory(t *testing.T) {
 		{"SM2 line of another key", withCheckpoint(lines[0], mustSignLine(t, other, cpText)), "", sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature"}},
 		{"SM2 line altered", withCheckpoint(lines[0], flipLast(lines[1])), "", sm2File, 1, []string{"ALTERED", "signature"}},
 		{"only the SM2 line", withCheckpoint(lines[1]), "", sm2File, 3, []string{"UNVERIFIABLE", "no signature by the log key given"}},
+		{"SM2 key named for another log", withCheckpoint(lines[0], mustSignLine(t, elsewhere, cpText)), "", elsewhereFile, 3, []string{"UNVERIFIABLE", `the SM2 key given is "elsewhere.example"'s`}},
 		{"standard bundle, --sm2-key", stdZip, std.Ledger.VerifierKey(), sm2File, 3, []string{"UNVERIFIABLE", "no SM2 signature"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

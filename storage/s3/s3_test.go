@@ -361,6 +361,8 @@ func TestServerVerifies(t *testing.T) {
 		_, err := s.Put(t.Context(), storagetest.Data(51, size), storage.PutOptions{})
 		if err == nil {
 			t.Errorf("Put of %d bytes altered in transit succeeded", size)
+		} else if !strings.Contains(strings.ToLower(err.Error()), "checksum") && !strings.Contains(err.Error(), "BadDigest") {
+			t.Errorf("Put of %d bytes altered in transit: %v; want the server's checksum refusal", size, err)
 		}
 		t.Logf("altered in transit: %v", err)
 		if _, err := s.Stat(t.Context(), storagetest.Sum(51, size)); !errors.Is(err, storage.ErrNotFound) {
