@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,7 +196,9 @@ func (c *Console) upload(q *req, fn func(*multipart.Reader) (*gateway.Packet, er
 	if lim.Guard != nil {
 		body, failed = lim.Guard(body, boundary)
 	}
-	mr := multipart.NewReader(body, boundary)
+	// mime/multipart reads through 4 KiB of its own: a larger buffer
+	// beneath it saves a read syscall per 4 KiB of a large file.
+	mr := multipart.NewReader(bufio.NewReaderSize(body, 64<<10), boundary)
 	part, err := mr.NextPart()
 	if err != nil && failed() != nil {
 		q.answer(c, nil, "", c.problemOf(failed()))
