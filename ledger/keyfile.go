@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"tongban/internal/durable"
 	"tongban/ledger/format"
 )
 
@@ -52,28 +53,13 @@ func loadOrCreateKey(path, origin string) (string, error) {
 // WriteKeyFile writes a new signer key file (mode 0600), durably: the file
 // and its directory entry are synced, since a key lost in a power cut
 // while the log survives would make the log unsignable. It never
-// overwrites a file.
+// overwrites a file, and the key appears complete or not at all.
 func WriteKeyFile(path, skey string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	err := durable.WriteNew(path, []byte(skey+"\n"), 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("ledger: create key: %w", err)
 	}
-	_, err = f.WriteString(skey + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(filepath.Dir(path)); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
 	if err != nil {
-		os.Remove(path)
 		return fmt.Errorf("ledger: write key %s: %w", path, err)
 	}
 	return nil

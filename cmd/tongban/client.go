@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"tongban/gateway"
+	"tongban/internal/durable"
 )
 
 // clientFlags are the flags every API client command shares.
@@ -302,21 +303,15 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if resp.StatusCode != http.StatusOK {
 		return apiError(resp)
 	}
-	tmp := *out + ".part"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := durable.Create(*out, 0o600)
 	if err != nil {
 		return err
 	}
+	defer f.Abort()
 	bar := newProgress(stderr, "downloading", "B", resp.ContentLength)
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h, progressWriter{bar}), resp.Body)
 	bar.Finish()
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = fmt.Errorf("got %d of %d bytes", n, resp.ContentLength)
 	}
@@ -325,10 +320,9 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = fmt.Errorf("the download hashes to %s, the server promised %s", sum, want)
 	}
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("download broke off, nothing kept: %w", err)
 	}
-	if err := os.Rename(tmp, *out); err != nil {
+	if err := f.Commit(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "saved %s (%d bytes, sha256 %s)\n", *out, n, sum)

@@ -20,9 +20,9 @@ import (
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"tongban/internal/durable"
 	"tongban/ledger/format"
 	"tongban/ledger/witness"
-	fsstore "tongban/storage/fs"
 )
 
 const mirrorUsage = "usage: tongban mirror --server URL --log-key KEY --dir DIR [--witness VKEY]... [--quorum K] [--sm2-key KEY] [--token T] [--follow [--interval D] [--agency ID]] | tongban mirror verify --dir DIR --log-key KEY [--witness VKEY]... [--quorum K]"
@@ -407,7 +407,7 @@ func (m *mirrorStore) commit(raws [][]byte, signed []byte, cp format.Checkpoint)
 	if err := m.f.Sync(); err != nil {
 		return err
 	}
-	if err := fsstore.WriteFile(filepath.Join(m.dir, mirrorCheckpoint), signed); err != nil {
+	if err := durable.WriteFile(filepath.Join(m.dir, mirrorCheckpoint), signed, 0o600); err != nil {
 		return err
 	}
 	m.signed, m.cp = signed, cp

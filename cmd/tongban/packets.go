@@ -8,12 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 
 	"tongban/gateway"
+	"tongban/internal/durable"
 )
 
 // optionalBool is a flag that may be left unset: --overdue, --overdue=false.
@@ -167,7 +166,7 @@ func writePacketRows(w io.Writer, ps []*gateway.Packet) {
 // exportCSV copies the server's CSV export to out, or to stdout if out is
 // "". A file is written beside its final name and renamed once complete,
 // so an export broken off leaves no partial file behind.
-func (c *apiClient) exportCSV(ctx context.Context, path, out string, stdout io.Writer) (err error) {
+func (c *apiClient) exportCSV(ctx context.Context, path, out string, stdout io.Writer) error {
 	resp, err := c.do(ctx, "GET", path, nil, false)
 	if err != nil {
 		return err
@@ -182,24 +181,13 @@ func (c *apiClient) exportCSV(ctx context.Context, path, out string, stdout io.W
 		}
 		return nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.part")
+	f, err := durable.Create(out, 0o600)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer f.Abort()
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		return fmt.Errorf("the export broke off: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), out)
+	return f.Commit()
 }

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"tongban/gateway/bundle"
+	"tongban/internal/durable"
 	"tongban/ledger/format"
-	fsstore "tongban/storage/fs"
 )
 
 // A memory is the newest verified checkpoint of one log that this client
@@ -76,7 +76,7 @@ func (m *memory) save(signed []byte) error {
 	if err := os.MkdirAll(filepath.Dir(m.path), 0o700); err != nil {
 		return err
 	}
-	return fsstore.WriteFile(m.path, signed)
+	return durable.WriteFile(m.path, signed, 0o600)
 }
 
 // prover fetches a consistency proof between two tree sizes of the log.
@@ -166,10 +166,10 @@ func saveFork(dir string, remembered, presented []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if err := fsstore.WriteFile(filepath.Join(dir, "remembered.checkpoint"), remembered); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, "remembered.checkpoint"), remembered, 0o600); err != nil {
 		return err
 	}
-	return fsstore.WriteFile(filepath.Join(dir, "presented.checkpoint"), presented)
+	return durable.WriteFile(filepath.Join(dir, "presented.checkpoint"), presented, 0o600)
 }
 
 // serverProver asks a gateway for consistency proofs with the caller's

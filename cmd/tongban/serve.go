@@ -28,6 +28,7 @@ import (
 	"tongban/api"
 	"tongban/gateway"
 	"tongban/gateway/workday"
+	"tongban/internal/durable"
 	"tongban/ledger"
 	"tongban/ledger/cosign"
 	"tongban/storage"
@@ -428,7 +429,7 @@ func secretFile(path string) ([]byte, error) {
 	}
 	k := make([]byte, 32)
 	rand.Read(k)
-	if err := fsstore.WriteFile(path, []byte(hex.EncodeToString(k)+"\n")); err != nil {
+	if err := durable.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -461,7 +462,7 @@ func demoCredentials(data string, agencies []gateway.Agency) ([]api.Credential, 
 	}
 	if changed {
 		b, _ := json.MarshalIndent(tokens, "", "  ")
-		if err := fsstore.WriteFile(path, append(b, '\n')); err != nil {
+		if err := durable.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 			return nil, err
 		}
 	}

@@ -31,9 +31,9 @@ import (
 	"sync"
 	"time"
 
+	"tongban/internal/durable"
 	"tongban/ledger/format"
 	"tongban/ledger/witness"
-	fsstore "tongban/storage/fs"
 )
 
 // Witness is one configured witness.
@@ -440,5 +440,5 @@ func (g *Gatherer) save() error {
 	if err != nil {
 		return err
 	}
-	return fsstore.WriteFile(filepath.Join(g.opts.Dir, stateFile), append(b, '\n'))
+	return durable.WriteFile(filepath.Join(g.opts.Dir, stateFile), append(b, '\n'), 0o600)
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"tongban/internal/durable"
 	"tongban/ledger/format"
 )
 
@@ -117,53 +118,15 @@ func writeState(dir string, st *state) error {
 	return writeFile(dir, stateFile, append(b, '\n'), false)
 }
 
-// writeFile writes name in dir through a synced temporary file, renamed
-// into place, and then syncs dir, so that after a crash the file is either
-// the old one or the new one, and once writeFile returns it stays the new
-// one. With exclusive, an existing file is never replaced.
-func writeFile(dir, name string, data []byte, exclusive bool) (err error) {
-	f, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
+// writeFile writes name in dir atomically and durably, mode 0600. With
+// exclusive, an existing file is never replaced.
+func writeFile(dir, name string, data []byte, exclusive bool) error {
+	write := durable.WriteFile
+	if exclusive {
+		write = durable.WriteNew
+	}
+	if err := write(filepath.Join(dir, name), data, 0o600); err != nil {
 		return fmt.Errorf("witness: write %s: %w", name, err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-			err = fmt.Errorf("witness: write %s: %w", name, err)
-		}
-	}()
-	if err = f.Chmod(0o600); err == nil {
-		if _, err = f.Write(data); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if exclusive {
-		// A hard link fails if name exists; rename would replace it.
-		if err = os.Link(tmp, filepath.Join(dir, name)); err != nil {
-			return err
-		}
-		os.Remove(tmp)
-	} else if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"tongban/internal/durable"
 	"tongban/storage"
 )
 
@@ -136,7 +137,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts storage.PutOptions) (
 	if err := os.Rename(tmp, final); err != nil {
 		return storage.Info{}, fmt.Errorf("storage/fs: put: %w", err)
 	}
-	if err := SyncDir(filepath.Dir(final)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(final)); err != nil {
 		return storage.Info{}, fmt.Errorf("storage/fs: put: %w", err)
 	}
 	return s.Stat(ctx, sum)
@@ -154,7 +155,7 @@ func (s *Store) mkdirs(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := SyncDir(filepath.Dir(d)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
 	}
@@ -200,7 +201,7 @@ func (s *Store) Delete(ctx context.Context, sum string) error {
 	if err := os.Remove(p); err != nil {
 		return s.fail("delete", err)
 	}
-	if err := SyncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
 		return s.fail("delete", err)
 	}
 	return nil
@@ -295,46 +296,6 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) error {
 			return err
 		}
 	}
-}
-
-// WriteFile replaces path with data (mode 0600) atomically and durably:
-// through a synced temporary file renamed into place, then a sync of the
-// directory, so after a crash the file is the old one or the new one.
-func WriteFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return SyncDir(filepath.Dir(path))
-}
-
-// SyncDir fsyncs a directory, making the creation, rename or removal of
-// entries in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // ctxFile stops reading an object file once the Open context is done.
