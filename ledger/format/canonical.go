@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -58,7 +59,7 @@ func CheckPayload(p []byte) error {
 // canonical encoding.
 func Canonicalize(b []byte) ([]byte, error) {
 	p := parser{in: b}
-	out, err := p.value(nil, 0)
+	out, err := p.value(make([]byte, 0, len(b)), 0) // canonical is never longer than b
 	if err != nil {
 		return nil, err
 	}
@@ -159,14 +160,16 @@ func (p *parser) value(out []byte, depth int) ([]byte, error) {
 	}
 }
 
+// member is an object member as parsed: its key and canonical value.
+type member struct {
+	key string
+	val []byte
+}
+
 func (p *parser) object(out []byte, depth int) ([]byte, error) {
 	p.i++ // '{'
-	type member struct {
-		key string
-		val []byte
-	}
 	var ms []member
-	seen := map[string]bool{}
+	var seen map[string]bool // for objects too large to search ms for a key
 	p.space()
 	if p.i < len(p.in) && p.in[p.i] == '}' {
 		p.i++
@@ -181,10 +184,9 @@ func (p *parser) object(out []byte, depth int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if seen[k] {
+		if p.repeated(ms, &seen, k) {
 			return nil, p.errf("key %q given twice", k)
 		}
-		seen[k] = true
 		p.space()
 		if p.i >= len(p.in) || p.in[p.i] != ':' {
 			return nil, p.errf("expected : after key")
@@ -209,7 +211,7 @@ func (p *parser) object(out []byte, depth int) ([]byte, error) {
 		p.i++
 	}
 	// Go compares strings bytewise: this is the order of UTF-8 bytes.
-	slices.SortFunc(ms, func(a, b member) int { return bytes.Compare([]byte(a.key), []byte(b.key)) })
+	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
 	out = append(out, '{')
 	for i, m := range ms {
 		if i > 0 {
@@ -220,6 +222,31 @@ func (p *parser) object(out []byte, depth int) ([]byte, error) {
 		out = append(out, m.val...)
 	}
 	return append(out, '}'), nil
+}
+
+// repeated reports whether key k is among the members read so far: by a
+// search of ms while the object is small (most payloads), in *seen beyond.
+func (p *parser) repeated(ms []member, seen *map[string]bool, k string) bool {
+	const small = 16
+	if len(ms) < small {
+		for _, m := range ms {
+			if m.key == k {
+				return true
+			}
+		}
+		return false
+	}
+	if *seen == nil {
+		*seen = make(map[string]bool, 2*small)
+		for _, m := range ms {
+			(*seen)[m.key] = true
+		}
+	}
+	if (*seen)[k] {
+		return true
+	}
+	(*seen)[k] = true
+	return false
 }
 
 func (p *parser) number(out []byte) ([]byte, error) {
