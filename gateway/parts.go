@@ -118,22 +118,21 @@ func (up *upload) hook(g *Gateway) func(string) error {
 
 // pendingPut is a store running in the background.
 type pendingPut struct {
-	read   chan struct{} // closed once the store has read its stream to the end
-	hooked chan struct{} // closed once the store named the digest (BeforePublish)
-	done   chan struct{} // closed once the store returned; then ref and err are set
-	digest string        // set before hooked is closed
-	size   int64         // bytes read; final once read is closed
-	ref    MaterialRef
-	err    error
+	read  chan struct{} // closed once the store has read its stream to the end
+	ended chan struct{} // closed once the stream ended clean (PutOptions.Ended)
+	done  chan struct{} // closed once the store returned; then ref and err are set
+	known storage.Info  // digests and size; set before ended is closed
+	ref   MaterialRef
+	err   error
 }
 
 // start runs store in the background on a stream it reads through src and
 // returns once the stream is read to its end or the store returned:
-// the stream's reader is the caller's again. store must call the hook it
-// is given as its BeforePublish.
+// the stream's reader is the caller's again. store must pass the func it
+// is given as its PutOptions.Ended.
 // A store that holds a file's buffer takes one of the upload's slots
 // (slot); a small one (a manifest) does not.
-func (up *upload) start(ctx context.Context, slot bool, src io.Reader, store func(ctx context.Context, src io.Reader, hook func(string) error) (MaterialRef, error)) (*pendingPut, error) {
+func (up *upload) start(ctx context.Context, slot bool, src io.Reader, store func(ctx context.Context, src io.Reader, ended func(storage.Info)) (MaterialRef, error)) (*pendingPut, error) {
 	if slot {
 		select {
 		case up.slots <- struct{}{}:
@@ -144,13 +143,12 @@ func (up *upload) start(ctx context.Context, slot bool, src io.Reader, store fun
 	if up.ctx == nil {
 		up.ctx, up.cancel = context.WithCancel(ctx)
 	}
-	p := &pendingPut{read: make(chan struct{}), hooked: make(chan struct{}), done: make(chan struct{})}
+	p := &pendingPut{read: make(chan struct{}), ended: make(chan struct{}), done: make(chan struct{})}
 	var once sync.Once
-	hook := func(d string) error {
-		once.Do(func() { p.digest = d; close(p.hooked) })
-		return nil
+	ended := func(info storage.Info) {
+		once.Do(func() { p.known = info; close(p.ended) })
 	}
-	r := &endReader{r: src, p: p}
+	r := &endReader{r: src, read: p.read}
 	up.puts = append(up.puts, p)
 	up.wg.Add(1)
 	go func() {
@@ -158,11 +156,11 @@ func (up *upload) start(ctx context.Context, slot bool, src io.Reader, store fun
 		if slot {
 			defer func() { <-up.slots }()
 		}
-		p.ref, p.err = store(up.ctx, r, hook)
-		if p.err == nil && p.digest != "" && (p.ref.SHA256 != p.digest || p.ref.Size != p.size) {
+		p.ref, p.err = store(up.ctx, r, ended)
+		if k := p.known; p.err == nil && k.SHA256 != "" && (p.ref.SHA256 != k.SHA256 || p.ref.SM3 != k.SM3 || p.ref.Size != k.Size) {
 			// What ready reported, and the caller may have written into
 			// a manifest, must be what was stored.
-			p.err = fmt.Errorf("gateway: stored %s, announced %s", p.ref.SHA256, p.digest)
+			p.err = fmt.Errorf("gateway: stored %s, announced %s", p.ref.SHA256, k.SHA256)
 		}
 		if p.err != nil {
 			up.mu.Lock()
@@ -181,16 +179,12 @@ func (up *upload) start(ctx context.Context, slot bool, src io.Reader, store fun
 	return p, nil
 }
 
-// ready waits until p's digest and size are known (or it failed) and
+// ready waits until p's digests and size are known (or it failed) and
 // returns its ref as far as it is known then.
 func (p *pendingPut) ready() (MaterialRef, error) {
 	select {
-	case <-p.hooked:
-		select {
-		case <-p.read:
-			return MaterialRef{SHA256: p.digest, Size: p.size}, nil
-		case <-p.done:
-		}
+	case <-p.ended:
+		return MaterialRef{SHA256: p.known.SHA256, SM3: p.known.SM3, Size: p.known.Size}, nil
 	case <-p.done:
 	}
 	return p.ref, p.err
@@ -233,20 +227,19 @@ func (up *upload) waitUntil(n int, err error) error {
 	return err
 }
 
-// endReader passes a store's reads through, counting them, and closes
-// read at the stream's end (any error ends it: a store reads no further).
+// endReader passes a store's reads through and closes read at the
+// stream's end (any error ends it: a store reads no further).
 type endReader struct {
 	r      io.Reader
-	p      *pendingPut
+	read   chan struct{}
 	closed bool
 }
 
 func (e *endReader) Read(b []byte) (int, error) {
 	n, err := e.r.Read(b)
-	e.p.size += int64(n)
 	if err != nil && !e.closed {
 		e.closed = true
-		close(e.p.read)
+		close(e.read)
 	}
 	return n, err
 }
@@ -337,10 +330,6 @@ func (g *Gateway) receiveParts(ctx context.Context, up *upload, first *Part, ps 
 	}
 	for i, r := range parts {
 		known, err := r.p.ready()
-		if g.cfg.SM3 {
-			// The SM3 digest is known only once the store has returned.
-			known, err = r.p.result()
-		}
 		if err != nil {
 			return nil, nil, up.waitUntil(len(up.puts), err)
 		}
@@ -384,8 +373,8 @@ func (g *Gateway) receivePart(ctx context.Context, up *upload, part *Part, want 
 		f.close()
 		return MaterialRef{}, nil, fieldError(ErrInvalid, kind, "file name: %v", err)
 	}
-	p, err := up.start(ctx, true, f.src, func(ctx context.Context, src io.Reader, hook func(string) error) (MaterialRef, error) {
-		return g.putFile(ctx, up, f, src, w.sha256, hook)
+	p, err := up.start(ctx, true, f.src, func(ctx context.Context, src io.Reader, ended func(storage.Info)) (MaterialRef, error) {
+		return g.putFile(ctx, up, f, src, w.sha256, ended)
 	})
 	if err != nil {
 		f.close()
@@ -487,16 +476,11 @@ func checkFile(r io.Reader, field string, mat *Material) (*file, error) {
 
 // putFile stores a checked file read through src (f.src, possibly
 // wrapped), checking (for an OFD, by walking the ZIP as it passes) its
-// size and its declared digest. hook is the store's BeforePublish.
-func (g *Gateway) putFile(ctx context.Context, up *upload, f *file, src io.Reader, declared string, hook func(string) error) (MaterialRef, error) {
+// size and its declared digest. ended is the store's PutOptions.Ended.
+func (g *Gateway) putFile(ctx context.Context, up *upload, f *file, src io.Reader, declared string, ended func(storage.Info)) (MaterialRef, error) {
 	field, mat := f.field, f.mat
-	claim := up.hook(g)
-	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared, SM3: g.cfg.SM3, BeforePublish: func(d string) error {
-		if err := claim(d); err != nil {
-			return err
-		}
-		return hook(d)
-	}})
+	info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: -1, MaxSize: mat.MaxBytes, SHA256: declared, SM3: g.cfg.SM3,
+		BeforePublish: up.hook(g), Ended: ended})
 	if f.ofd != nil && (err == nil || errors.Is(err, filetype.ErrNotOFD) || errors.Is(err, filetype.ErrZipBomb)) {
 		// The checker's verdict as it is, not as wrapped by the store.
 		err = f.ofd.Close()
@@ -572,14 +556,8 @@ func (g *Gateway) storeJSON(ctx context.Context, up *upload, v any) (string, str
 // and returns its digest; up.wait reports the outcome.
 func (g *Gateway) startJSON(ctx context.Context, up *upload, b []byte) (string, error) {
 	sum := hexSHA256(b)
-	_, err := up.start(ctx, false, bytes.NewReader(b), func(ctx context.Context, src io.Reader, hook func(string) error) (MaterialRef, error) {
-		claim := up.hook(g)
-		info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: int64(len(b)), SHA256: sum, BeforePublish: func(d string) error {
-			if err := claim(d); err != nil {
-				return err
-			}
-			return hook(d)
-		}})
+	_, err := up.start(ctx, false, bytes.NewReader(b), func(ctx context.Context, src io.Reader, ended func(storage.Info)) (MaterialRef, error) {
+		info, err := g.cfg.Store.Put(ctx, src, storage.PutOptions{Size: int64(len(b)), SHA256: sum, BeforePublish: up.hook(g), Ended: ended})
 		if err != nil {
 			return MaterialRef{}, storageErr(err)
 		}

@@ -79,6 +79,11 @@ type PutOptions struct {
 	// same pass as its SHA-256, and return it in Info.SM3: the gm crypto
 	// profile. The object is still named by its SHA-256.
 	SM3 bool
+	// Ended, if set, is called once the stream has been read to its end
+	// with every declaration holding, with its SHA256, SM3 (if asked for)
+	// and Size: what a successful Put will report, known before the object
+	// is published. The Put may still fail after it.
+	Ended func(Info)
 }
 
 // Check validates the options themselves, before any byte is read.

@@ -81,6 +81,9 @@ func (p *PutReader) finish() error {
 	if p.opts.SHA256 != "" && p.sum != p.opts.SHA256 {
 		return fmt.Errorf("%w: declared sha256 %s, got %s", ErrDigestMismatch, p.opts.SHA256, p.sum)
 	}
+	if p.opts.Ended != nil {
+		p.opts.Ended(Info{SHA256: p.sum, SM3: p.sum3, Size: p.n})
+	}
 	return io.EOF
 }
 

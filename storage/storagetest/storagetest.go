@@ -64,6 +64,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"List", testList},
 		{"Concurrent", testConcurrent},
 		{"BeforePublish", testBeforePublish},
+		{"Ended", testEnded},
 		{"PutDeleteRace", testPutDeleteRace},
 		{"FailedStream", testFailedStream},
 		{"Ping", testPing},
@@ -570,6 +571,42 @@ func testBeforePublish(t *testing.T, h Harness) {
 			}
 		}
 	}
+}
+
+// testEnded checks that Ended reports what Put then returns, once, for
+// new and stored objects, declared or not and with SM3 asked for, and is
+// not called for a stream that is refused.
+func testEnded(t *testing.T, h Harness) {
+	for _, size := range []int64{0, 1000, Large} {
+		sum := Sum(16, size)
+		for _, declared := range []string{"", sum} {
+			for _, stored := range []bool{false, true} {
+				if stored {
+					put(t, h.Store, Data(16, size), storage.PutOptions{})
+				}
+				var calls []storage.Info
+				opts := storage.PutOptions{SHA256: declared, SM3: true, Ended: func(i storage.Info) { calls = append(calls, i) }}
+				info := put(t, h.Store, Data(16, size), opts)
+				if len(calls) != 1 || calls[0].SHA256 != info.SHA256 || calls[0].SM3 != info.SM3 || calls[0].Size != info.Size || info.SM3 == "" {
+					t.Errorf("%d bytes, declared %t, stored %t: Ended called with %+v, Put returned %+v", size, declared != "", stored, calls, info)
+				}
+				if err := h.Store.Delete(t.Context(), sum); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	called := false
+	for _, opts := range []storage.PutOptions{{MaxSize: 999}, {SHA256: Sum(17, 1000)}, {Size: 1001}} {
+		opts.Ended = func(storage.Info) { called = true }
+		if _, err := h.Store.Put(t.Context(), Data(16, 1000), opts); err == nil {
+			t.Errorf("Put with %+v succeeded", opts)
+		}
+	}
+	if called {
+		t.Error("Ended was called for a refused stream")
+	}
+	checkEmpty(t, h)
 }
 
 // testPutDeleteRace plays a garbage collector against a Put: Deletes run
