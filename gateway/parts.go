@@ -190,12 +190,6 @@ func (p *pendingPut) ready() (MaterialRef, error) {
 	return p.ref, p.err
 }
 
-// result waits until p's store returned and returns what it stored.
-func (p *pendingPut) result() (MaterialRef, error) {
-	<-p.done
-	return p.ref, p.err
-}
-
 // failed reports whether p has already failed, without waiting.
 func (p *pendingPut) failed() bool {
 	select {
