@@ -157,16 +157,27 @@ func retryAfter(v string) (time.Duration, bool) {
 	return min(d, retryAfterMax), true
 }
 
+// get GETs path and returns a 200 answer, whose body the caller closes;
+// any other answer is returned as its error.
+func (c *apiClient) get(ctx context.Context, path string) (*http.Response, error) {
+	resp, err := c.do(ctx, "GET", path, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, apiError(resp)
+	}
+	return resp, nil
+}
+
 // getJSON GETs path and decodes a 200 answer into v.
 func (c *apiClient) getJSON(ctx context.Context, path string, v any) error {
-	resp, err := c.do(ctx, "GET", path, nil, false)
+	resp, err := c.get(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
 	return decodeJSON(resp, v)
 }
 

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"text/tabwriter"
@@ -167,14 +166,11 @@ func writePacketRows(w io.Writer, ps []*gateway.Packet) {
 // "". A file is written beside its final name and renamed once complete,
 // so an export broken off leaves no partial file behind.
 func (c *apiClient) exportCSV(ctx context.Context, path, out string, stdout io.Writer) error {
-	resp, err := c.do(ctx, "GET", path, nil, false)
+	resp, err := c.get(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
 	if out == "" {
 		if _, err := io.Copy(stdout, resp.Body); err != nil {
 			return fmt.Errorf("the export broke off: %w", err)
