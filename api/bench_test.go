@@ -250,9 +250,8 @@ func streamSubmit(tb testing.TB, e *apitest.Env, item, dest string, applicant ma
 
 var benchEnterprise = map[string]any{"type": "enterprise", "name": "上海青嘉贸易有限公司", "id": "91310118MA1G00011T"}
 
-// submitLarge uploads one BENCH packet of size bytes generated from seed,
-// deletes what it stored (outside the timer when b is a benchmark) and
-// returns the material's recorded digest.
+// submitLarge uploads one BENCH packet of size bytes generated from seed
+// (or read from src) and returns the material's recorded digest.
 func submitLarge(tb testing.TB, e *apitest.Env, seed uint64, size int64, src io.Reader) string {
 	tb.Helper()
 	if src == nil {
@@ -264,6 +263,20 @@ func submitLarge(tb testing.TB, e *apitest.Env, seed uint64, size int64, src io.
 		tb.Fatalf("packet stored as %+v", p.Materials)
 	}
 	return p.Materials[0].SHA256
+}
+
+// benchLarge submits 256 MiB materials through e, each deleted again
+// outside the timer.
+func benchLarge(b *testing.B, e *apitest.Env) {
+	b.SetBytes(largeSize)
+	var seed uint64
+	for b.Loop() {
+		seed++
+		sum := submitLarge(b, e, seed, largeSize, nil)
+		b.StopTimer()
+		e.Store.Delete(context.Background(), sum)
+		b.StartTimer()
+	}
 }
 
 // BenchmarkSubmit measures submissions through the HTTP API to S3
@@ -280,30 +293,8 @@ func submitLarge(tb testing.TB, e *apitest.Env, seed uint64, size int64, src io.
 func BenchmarkSubmit(b *testing.B) {
 	srv := s3test.StartInMemory(b)
 	ctx := context.Background()
-	b.Run("large", func(b *testing.B) {
-		e := benchEnv(b, srv)
-		b.SetBytes(largeSize)
-		var seed uint64
-		for b.Loop() {
-			seed++
-			sum := submitLarge(b, e, seed, largeSize, nil)
-			b.StopTimer()
-			e.Store.Delete(ctx, sum)
-			b.StartTimer()
-		}
-	})
-	b.Run("large-gm", func(b *testing.B) {
-		e := benchEnvProfile(b, srv, true)
-		b.SetBytes(largeSize)
-		var seed uint64
-		for b.Loop() {
-			seed++
-			sum := submitLarge(b, e, seed, largeSize, nil)
-			b.StopTimer()
-			e.Store.Delete(ctx, sum)
-			b.StartTimer()
-		}
-	})
+	b.Run("large", func(b *testing.B) { benchLarge(b, benchEnv(b, srv)) })
+	b.Run("large-gm", func(b *testing.B) { benchLarge(b, benchEnvProfile(b, srv, true)) })
 	b.Run("raw-s3", func(b *testing.B) {
 		c, bucket := srv.Client(), srv.NewBucket(b)
 		opts := minio.PutObjectOptions{PartSize: s3.DefaultPartSize, ContentType: "application/pdf"}
