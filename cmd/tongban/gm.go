@@ -84,16 +84,12 @@ func gmLedgerOptions(data string, cfg fileConfig, lo *ledger.Options) (string, e
 
 // loadSM2VerifierKey takes an SM2 verifier key line or a file holding one.
 func loadSM2VerifierKey(arg string) (string, error) {
-	if _, err := gmnote.NewVerifier(arg); err == nil {
-		return arg, nil
-	}
-	b, err := os.ReadFile(arg)
+	key, err := keyOrFile("--sm2-key", "an SM2 verifier key", arg, func(k string) error {
+		_, err := gmnote.NewVerifier(k)
+		return err
+	})
 	if err != nil {
-		return "", usageError("--sm2-key %q is neither an SM2 verifier key nor a readable file: %v", arg, err)
-	}
-	key := strings.TrimSpace(string(b))
-	if _, err := gmnote.NewVerifier(key); err != nil {
-		return "", usageError("--sm2-key file %s: %v", arg, err)
+		return "", usageError("%v", err)
 	}
 	return key, nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"tongban/gateway/bundle"
@@ -118,18 +117,10 @@ func runReceipt(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // loadWitnessKey takes a witness verifier key (C2SP cosignature/v1) or a
 // file holding one.
 func loadWitnessKey(arg string) (string, error) {
-	if _, err := witness.NewVerifier(arg); err == nil {
-		return arg, nil
-	}
-	b, err := os.ReadFile(arg)
-	if err != nil {
-		return "", fmt.Errorf("--witness %q is neither a witness verifier key nor a readable file: %w", arg, err)
-	}
-	key := strings.TrimSpace(string(b))
-	if _, err := witness.NewVerifier(key); err != nil {
-		return "", fmt.Errorf("--witness file %s: %w", arg, err)
-	}
-	return key, nil
+	return keyOrFile("--witness", "a witness verifier key", arg, func(k string) error {
+		_, err := witness.NewVerifier(k)
+		return err
+	})
 }
 
 // receiptKeys is the trust a receipt is checked with.

@@ -129,16 +129,30 @@ func serverGiven(fs *flag.FlagSet) bool {
 
 // loadVerifierKey takes a note verifier key or a file holding one.
 func loadVerifierKey(arg string) (string, error) {
-	if _, err := note.NewVerifier(arg); err == nil {
+	key, err := keyOrFile("--log-key", "a verifier key", arg, func(k string) error {
+		_, err := note.NewVerifier(k)
+		return err
+	})
+	if err != nil {
+		return "", usageError("%v", err)
+	}
+	return key, nil
+}
+
+// keyOrFile takes a key given on the command line, or the name of a file
+// holding one; check says whether a string is such a key. flag and what
+// name it in errors.
+func keyOrFile(flag, what, arg string, check func(string) error) (string, error) {
+	if check(arg) == nil {
 		return arg, nil
 	}
 	b, err := os.ReadFile(arg)
 	if err != nil {
-		return "", usageError("--log-key %q is neither a verifier key nor a readable file: %v", arg, err)
+		return "", fmt.Errorf("%s %q is neither %s nor a readable file: %w", flag, arg, what, err)
 	}
 	key := strings.TrimSpace(string(b))
-	if _, err := note.NewVerifier(key); err != nil {
-		return "", usageError("--log-key file %s: %v", arg, err)
+	if err := check(key); err != nil {
+		return "", fmt.Errorf("%s file %s: %w", flag, arg, err)
 	}
 	return key, nil
 }
