@@ -93,17 +93,3 @@ func loadSM2VerifierKey(arg string) (string, error) {
 	}
 	return key, nil
 }
-
-// checkSM2 requires a valid SM2 line by sm2Key on a signed checkpoint
-// (one whose log-key line the caller has checked already).
-func checkSM2(signed []byte, sm2Key string) error {
-	v, err := gmnote.NewVerifier(sm2Key)
-	if err != nil {
-		return err
-	}
-	n, err := note.Open(signed, note.VerifierList(v))
-	if err != nil || !gmnote.Signed(n, v) {
-		return fmt.Errorf("the checkpoint carries no valid SM2 signature by the key given (%s+%08x)", v.Name(), v.KeyHash())
-	}
-	return nil
-}

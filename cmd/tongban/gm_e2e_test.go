@@ -318,7 +318,7 @@ func TestGMSeedStory(t *testing.T) {
 	if code, out := mirror(filepath.Join(dir, "m1"), sm2File); code != 0 || !strings.Contains(out, "verified entries") {
 		t.Fatalf("mirror --sm2-key: exit %d\n%s", code, out)
 	}
-	if code, out := mirror(filepath.Join(dir, "m2"), other.VerifierKey()); code != 3 || !strings.Contains(out, "no valid SM2 signature") {
+	if code, out := mirror(filepath.Join(dir, "m2"), other.VerifierKey()); code != 3 || !strings.Contains(out, "no SM2 signature by the key given") {
 		t.Fatalf("mirror --sm2-key of another key: exit %d\n%s", code, out)
 	}
 }

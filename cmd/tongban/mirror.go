@@ -20,6 +20,7 @@ import (
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"tongban/gateway/bundle"
 	"tongban/internal/durable"
 	"tongban/ledger/format"
 	"tongban/ledger/witness"
@@ -443,7 +444,7 @@ func (f *mirrorFollower) round(ctx context.Context) error {
 	}
 	cp, err := format.OpenCheckpoint(signed, m.vkey)
 	if err == nil && f.sm2Key != "" {
-		err = checkSM2(signed, f.sm2Key)
+		_, _, err = bundle.OpenCheckpoint(signed, m.vkey, f.sm2Key) // the SM2 line too
 	}
 	if err != nil {
 		return exitError{code: 3, msg: fmt.Sprintf("UNVERIFIABLE: the server's checkpoint: %v", err)}
