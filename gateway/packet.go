@@ -85,8 +85,12 @@ type Packet struct {
 }
 
 // closed reports whether the packet's clock no longer runs.
-func (p *Packet) closed() bool {
-	switch p.Status {
+func (p *Packet) closed() bool { return closedStatus(p.Status) }
+
+// closedStatus reports whether a packet in status s is decided or done,
+// so that its deadline no longer runs.
+func closedStatus(s string) bool {
+	switch s {
 	case StatusApproved, StatusRejected, StatusLicenseIssued, StatusDelivered:
 		return true
 	}

@@ -178,11 +178,7 @@ func rowOf(p *Packet) row {
 
 // overdue is Packet.withOverdue's rule on a row.
 func (r *row) overdue(now time.Time) bool {
-	switch r.Status {
-	case StatusApproved, StatusRejected, StatusLicenseIssued, StatusDelivered:
-		return false
-	}
-	return !r.Paused && now.UnixNano() > r.Deadline
+	return !closedStatus(r.Status) && !r.Paused && now.UnixNano() > r.Deadline
 }
 
 // Index prefixes; st is a status or "*".
