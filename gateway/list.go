@@ -168,9 +168,7 @@ func (g *Gateway) List(ctx context.Context, who Principal, q ListQuery) (*Page, 
 		return nil, fmt.Errorf("gateway: list: %w", err)
 	}
 	for i, p := range page.Packets {
-		if err := g.withHistory(p); err != nil {
-			return nil, err
-		}
+		withHistory(p)
 		page.Packets[i] = p.withOverdue(now)
 	}
 	if full {
@@ -243,7 +241,7 @@ func historyCursor(before int64) string {
 
 // withHistory sets the cursor to the events older than those the view
 // carries.
-func (g *Gateway) withHistory(p *Packet) error {
+func withHistory(p *Packet) {
 	p.HistoryCursor = ""
 	if p.History == nil {
 		p.History = []Event{}
@@ -251,7 +249,6 @@ func (g *Gateway) withHistory(p *Packet) error {
 	if len(p.History) > 0 && int64(len(p.History)) < p.HistoryCount {
 		p.HistoryCursor = historyCursor(p.History[0].Seq)
 	}
-	return nil
 }
 
 // manifestNames returns a lookup of file names by kind from a stored
