@@ -405,11 +405,6 @@ func (c *Console) material(q *req) {
 // file, so the page can say which one was altered.
 func (c *Console) bundle(q *req) {
 	id := q.r.PathValue("id")
-	p, err := c.g.Get(q.r.Context(), q.s.who, id)
-	if err != nil {
-		q.answerJSONError(c.problemOf(err), "")
-		return
-	}
 	pw := &pending{w: q.w}
 	q.w.Header().Set("Content-Type", "application/zip")
 	if err := c.g.WriteBundle(q.r.Context(), q.s.who, id, pw); err != nil {
@@ -418,8 +413,21 @@ func (c *Console) bundle(q *req) {
 			panic(http.ErrAbortHandler)
 		}
 		q.w.Header().Del("Content-Type")
-		q.answerJSONError(c.problemOf(err), culprit(p, err))
+		q.answerJSONError(c.problemOf(err), c.culprit(q, id, err))
 	}
+}
+
+// culprit names the bundle file an integrity error is about; the packet is
+// read only then (WriteBundle read it already, for every other answer).
+func (c *Console) culprit(q *req, id string, err error) string {
+	if !errors.Is(err, gateway.ErrIntegrity) {
+		return ""
+	}
+	p, gerr := c.g.Get(q.r.Context(), q.s.who, id)
+	if gerr != nil {
+		return ""
+	}
+	return culprit(p, err)
 }
 
 // culprit names the bundle file whose stored object an integrity error
