@@ -63,33 +63,27 @@ func (ix gcIndex) noteNew(digest string) error {
 func (ix gcIndex) seq() (int64, error) {
 	var n int64
 	err := ix.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(gcKeySeq)
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		v, err := getValue(txn, gcKeySeq)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
 			return nil
-		}
-		if err != nil {
+		case err != nil:
 			return err
+		case len(v) != 8:
+			return errors.New("malformed ledger watermark")
 		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return errors.New("malformed ledger watermark")
-			}
-			n = int64(binary.BigEndian.Uint64(v))
-			return nil
-		})
+		n = int64(binary.BigEndian.Uint64(v))
+		return nil
 	})
 	return n, err
 }
 
-func (ix gcIndex) fullDone() (bool, error) {
-	err := ix.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(gcKeyFull)
+func (ix gcIndex) fullDone() (done bool, err error) {
+	err = ix.db.View(func(txn *badger.Txn) error {
+		done, err = has(txn, gcKeyFull)
 		return err
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return done, err
 }
 
 func (ix gcIndex) setFullDone() error {
@@ -98,7 +92,12 @@ func (ix gcIndex) setFullDone() error {
 
 // isRef reports whether a ledger entry read into the index names digest.
 func isRef(txn *badger.Txn, digest string) (bool, error) {
-	_, err := txn.Get(gcKey(gcRefPrefix, digest))
+	return has(txn, gcKey(gcRefPrefix, digest))
+}
+
+// has reports whether key is set.
+func has(txn *badger.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -129,7 +128,7 @@ func (g *Gateway) indexReferences(ctx context.Context, ix gcIndex) (int64, error
 		return 0, err
 	}
 	err = ix.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(gcKeySeq, binary.BigEndian.AppendUint64(nil, uint64(next)))
+		return txn.Set(gcKeySeq, be8(next))
 	})
 	return next, err
 }
