@@ -95,6 +95,11 @@ type pending struct {
 // before the failed batch.
 func (l *Ledger) commitLoop() {
 	defer close(l.committed)
+	defer func() {
+		if l.spare != nil {
+			l.spare.Discard()
+		}
+	}()
 	var inflight, next *pending
 	for {
 		if inflight == nil {
@@ -194,7 +199,11 @@ func (l *Ledger) restore(s seqState) {
 // begin starts a batch on top of the current state.
 func (l *Ledger) begin() *pending {
 	l.tail = slices.Clip(l.tail) // appends copy it; the snapshot and the commit in flight keep their bytes
-	return &pending{before: l.state(), txn: l.db.NewTransaction(true)}
+	txn := l.spare
+	if l.spare = nil; txn == nil {
+		txn = l.db.NewTransaction(true)
+	}
+	return &pending{before: l.state(), txn: txn}
 }
 
 // abort fails a batch that could not be built and rolls the state back.
@@ -290,8 +299,15 @@ func (l *Ledger) seal(p *pending) *pending {
 	return p
 }
 
-// send starts the commit of a built batch.
+// send starts the commit of a built batch. It first opens the next
+// batch's transaction: Badger's NewTransaction waits until every commit in
+// flight is applied, which would keep the committer from building the next
+// batch while this one syncs. The ledger's transactions only write, so an
+// older read timestamp cannot make them conflict.
 func (l *Ledger) send(p *pending) {
+	if l.spare == nil {
+		l.spare = l.db.NewTransaction(true)
+	}
 	p.result = make(chan error, 1)
 	p.txn.CommitWith(func(err error) { p.result <- err })
 }

@@ -91,6 +91,7 @@ type Ledger struct {
 	lastLeaf Hash
 	frontier map[int64]Hash // stored hashes of the complete subtrees on the right edge
 	tail     []byte         // the last, partial chunk of stored hashes
+	spare    *badger.Txn    // the next batch's transaction, opened before a commit is sent
 
 	mu        sync.RWMutex // guards head
 	head      Checkpoint   // size and root of everything committed
