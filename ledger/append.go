@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
@@ -72,8 +71,8 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (*Record, error) {
 type seqState struct {
 	size     int64
 	lastLeaf Hash
-	frontier map[int64]Hash // stored hashes of the complete subtrees on the right edge
-	tail     []byte         // the last, partial chunk of stored hashes
+	frontier frontier // stored hashes of the complete subtrees on the right edge
+	tail     []byte   // the last, partial chunk of stored hashes
 }
 
 // pending is a batch being built into a transaction, then committing.
@@ -189,7 +188,7 @@ func (l *Ledger) fill(p *pending) *pending {
 }
 
 func (l *Ledger) state() seqState {
-	return seqState{size: l.size, lastLeaf: l.lastLeaf, frontier: maps.Clone(l.frontier), tail: l.tail}
+	return seqState{size: l.size, lastLeaf: l.lastLeaf, frontier: slices.Clone(l.frontier), tail: l.tail}
 }
 
 func (l *Ledger) restore(s seqState) {
@@ -231,7 +230,7 @@ func (l *Ledger) add(p *pending, r *appendReq) bool {
 	}
 	entry := p.slab[start:len(p.slab):len(p.slab)]
 	leaf := LeafHash(entry)
-	hashes, err := tlog.StoredHashesForRecordHash(l.size, leaf, frontierReader(l.frontier))
+	hashes, err := tlog.StoredHashesForRecordHash(l.size, leaf, l.frontier)
 	if err != nil {
 		l.abort(p, fmt.Errorf("ledger: tree hashes: %w", err))
 		return false
@@ -248,7 +247,9 @@ func (l *Ledger) add(p *pending, r *appendReq) bool {
 	}
 	next := tlog.StoredHashCount(l.size)
 	for i, h := range hashes {
-		l.frontier[next+int64(i)] = h
+		if cap(l.tail)-len(l.tail) < HashSize { // a new chunk, or one clipped by begin
+			l.tail = append(make([]byte, 0, chunkHashes*HashSize), l.tail...)
+		}
 		l.tail = append(l.tail, h[:]...)
 		if len(l.tail) == chunkHashes*HashSize {
 			if err := p.txn.Set(chunkKey((next+int64(i))/chunkHashes), l.tail); err != nil {
@@ -261,9 +262,9 @@ func (l *Ledger) add(p *pending, r *appendReq) bool {
 	e := r.e
 	e.Seq, e.Time, e.Prev = l.size, now, l.lastLeaf
 	r.rec = &Record{Entry: e, Raw: entry, Hash: leaf}
+	l.frontier = l.frontier.push(next, hashes)
 	l.size++
 	l.lastLeaf = leaf
-	l.pruneFrontier()
 	return true
 }
 
@@ -289,7 +290,7 @@ func (l *Ledger) seal(p *pending) *pending {
 		l.abort(p, fmt.Errorf("ledger: write size: %w", err))
 		return nil
 	}
-	root, err := tlog.TreeHash(l.size, frontierReader(l.frontier))
+	root, err := tlog.TreeHash(l.size, l.frontier)
 	if err != nil {
 		// Cannot happen: the frontier holds exactly what TreeHash reads.
 		panic(fmt.Sprintf("ledger: root of a new batch: %v", err))
@@ -344,32 +345,34 @@ func (l *Ledger) fail(batch []*appendReq, err error) {
 	}
 }
 
-// pruneFrontier drops hashes that are no longer roots of right-edge subtrees.
-func (l *Ledger) pruneFrontier() {
-	keep := frontierIndexes(l.size)
-	if len(l.frontier) == len(keep) {
-		return
-	}
-	for x := range l.frontier {
-		if !slices.Contains(keep, x) {
-			delete(l.frontier, x)
-		}
-	}
+// frontier is the tree's right edge: the stored hashes of the complete
+// subtrees that make it up, largest first. It is all tlog reads to add a
+// record or to hash the tree.
+type frontier []storedHash
+
+type storedHash struct {
+	index int64
+	hash  Hash
 }
 
-// frontierReader serves tlog the right-edge hashes from memory.
-type frontierReader map[int64]Hash
+// push records the stored hashes of a new record, the first at index
+// next: its leaf, then one per subtree it completes. Those subtrees were
+// the last len(hashes)-1 on the edge; their merge replaces them.
+func (f frontier) push(next int64, hashes []Hash) frontier {
+	t := len(hashes) - 1
+	return append(f[:len(f)-t], storedHash{next + int64(t), hashes[t]})
+}
 
-func (f frontierReader) ReadHashes(indexes []int64) ([]Hash, error) {
+func (f frontier) ReadHashes(indexes []int64) ([]Hash, error) {
 	out := make([]Hash, len(indexes))
 	for i, x := range indexes {
-		h, ok := f[x]
-		if !ok {
+		j := slices.IndexFunc(f, func(h storedHash) bool { return h.index == x })
+		if j < 0 {
 			return nil, fmt.Errorf("ledger: tree hash %d not on the right edge", x)
 		}
-		out[i] = h
+		out[i] = f[j].hash
 	}
 	return out, nil
 }
 
-var _ tlog.HashReader = frontierReader(nil)
+var _ tlog.HashReader = frontier(nil)

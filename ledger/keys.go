@@ -23,11 +23,16 @@ func chunkKey(c int64) []byte   { return be('h', c) }
 func checkpointKey(size int64) []byte { return be('c', size) }
 
 func packetPrefix(packet string) []byte {
-	return append(append([]byte{'p'}, packet...), 0)
+	return appendPacketPrefix(make([]byte, 0, len(packet)+2), packet)
 }
 
 func packetKey(packet string, seq int64) []byte {
-	return binary.BigEndian.AppendUint64(packetPrefix(packet), uint64(seq))
+	k := appendPacketPrefix(make([]byte, 0, len(packet)+10), packet)
+	return binary.BigEndian.AppendUint64(k, uint64(seq))
+}
+
+func appendPacketPrefix(b []byte, packet string) []byte {
+	return append(append(append(b, 'p'), packet...), 0)
 }
 
 func be(prefix byte, n int64) []byte {

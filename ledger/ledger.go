@@ -89,9 +89,9 @@ type Ledger struct {
 	// Sequencer state, owned by the committer goroutine.
 	size     int64
 	lastLeaf Hash
-	frontier map[int64]Hash // stored hashes of the complete subtrees on the right edge
-	tail     []byte         // the last, partial chunk of stored hashes
-	spare    *badger.Txn    // the next batch's transaction, opened before a commit is sent
+	frontier frontier    // stored hashes of the complete subtrees on the right edge
+	tail     []byte      // the last, partial chunk of stored hashes
+	spare    *badger.Txn // the next batch's transaction, opened before a commit is sent
 
 	mu        sync.RWMutex // guards head
 	head      Checkpoint   // size and root of everything committed
@@ -230,15 +230,15 @@ func (l *Ledger) load() error {
 			return nil
 		}
 		l.size = size
-		l.frontier = make(map[int64]Hash)
 		hr := &hashReader{txn: txn}
 		idx := frontierIndexes(size)
 		hashes, err := hr.ReadHashes(idx)
 		if err != nil {
 			return fmt.Errorf("ledger: load tree: %w", err)
 		}
+		l.frontier = make(frontier, len(idx))
 		for i, x := range idx {
-			l.frontier[x] = hashes[i]
+			l.frontier[i] = storedHash{x, hashes[i]}
 		}
 		n := tlog.StoredHashCount(size)
 		if l.tail, err = hr.chunk(n/chunkHashes, 0); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"filippo.io/torchwood"
@@ -65,4 +66,50 @@ func TestTileEntryBundle(t *testing.T) {
 	if _, err := l.EntryBundle(ctx, 0, 256); !errors.Is(err, context.Canceled) {
 		t.Errorf("EntryBundle with a cancelled context = %v", err)
 	}
+}
+
+// TestFrontierPush holds the committer's frontier, kept as a stack, to the
+// right edge frontierIndexes computes, and its root to tlog's, at every
+// size up to 5,000.
+func TestFrontierPush(t *testing.T) {
+	var f frontier
+	stored := make(map[int64]Hash)
+	for n := int64(0); n < 5000; n++ {
+		leaf := LeafHash([]byte(fmt.Sprint(n)))
+		hashes, err := tlog.StoredHashesForRecordHash(n, leaf, f)
+		if err != nil {
+			t.Fatalf("size %d: %v", n, err)
+		}
+		next := tlog.StoredHashCount(n)
+		for i, h := range hashes {
+			stored[next+int64(i)] = h
+		}
+		f = f.push(next, hashes)
+		want := frontierIndexes(n + 1)
+		if len(f) != len(want) {
+			t.Fatalf("size %d: %d hashes on the edge, want %d", n+1, len(f), len(want))
+		}
+		for i, x := range want {
+			if f[i].index != x || f[i].hash != stored[x] {
+				t.Fatalf("size %d: edge[%d] = %d, want %d", n+1, i, f[i].index, x)
+			}
+		}
+		got, err := tlog.TreeHash(n+1, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantRoot, _ := tlog.TreeHash(n+1, mapReader(stored)); got != wantRoot {
+			t.Fatalf("size %d: root %x, want %x", n+1, got, wantRoot)
+		}
+	}
+}
+
+type mapReader map[int64]Hash
+
+func (m mapReader) ReadHashes(indexes []int64) ([]Hash, error) {
+	out := make([]Hash, len(indexes))
+	for i, x := range indexes {
+		out[i] = m[x]
+	}
+	return out, nil
 }
