@@ -119,7 +119,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 func openRaw(b *testing.B) *badger.DB {
 	db, err := badger.Open(badger.DefaultOptions(filepath.Join(b.TempDir(), "db")).
 		WithSyncWrites(true).WithCompression(options.None).WithLogger(nil).
-		WithNumCompactors(2).WithMetricsEnabled(false))
+		WithNumCompactors(2).WithMetricsEnabled(false).WithDetectConflicts(false))
 	if err != nil {
 		b.Fatal(err)
 	}

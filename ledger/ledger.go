@@ -170,7 +170,10 @@ func Open(opts Options) (*Ledger, error) {
 		WithReadOnly(opts.ReadOnly).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithNumCompactors(2).
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).
+		// One committer writes entries and no transaction reads what it
+		// then writes, so there is nothing for Badger to detect.
+		WithDetectConflicts(false)
 	if opts.BadgerOptions != nil {
 		bo = opts.BadgerOptions(bo)
 	}
