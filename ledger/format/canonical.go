@@ -160,20 +160,27 @@ func (p *parser) value(out []byte, depth int) ([]byte, error) {
 	}
 }
 
-// member is an object member as parsed: its key and canonical value.
+// member is an object member as written to the output: its key, and where
+// `"key":value` starts and ends.
 type member struct {
-	key string
-	val []byte
+	key      string
+	from, to int
 }
 
+// object writes the members as they come, which is canonical when their
+// keys are already in order (every canonical payload); only otherwise are
+// they sorted and written again.
 func (p *parser) object(out []byte, depth int) ([]byte, error) {
 	p.i++ // '{'
-	var ms []member
+	start := len(out)
+	out = append(out, '{')
+	ms := make([]member, 0, 8)
 	var seen map[string]bool // for objects too large to search ms for a key
+	sorted := true
 	p.space()
 	if p.i < len(p.in) && p.in[p.i] == '}' {
 		p.i++
-		return append(out, '{', '}'), nil
+		return append(out, '}'), nil
 	}
 	for {
 		p.space()
@@ -192,11 +199,17 @@ func (p *parser) object(out []byte, depth int) ([]byte, error) {
 			return nil, p.errf("expected : after key")
 		}
 		p.i++
-		v, err := p.value(nil, depth+1)
-		if err != nil {
+		if len(ms) > 0 {
+			// Go compares strings bytewise: this is the order of UTF-8 bytes.
+			sorted = sorted && k > ms[len(ms)-1].key
+			out = append(out, ',')
+		}
+		from := len(out)
+		out = append(appendString(out, k), ':')
+		if out, err = p.value(out, depth+1); err != nil {
 			return nil, err
 		}
-		ms = append(ms, member{k, v})
+		ms = append(ms, member{k, from, len(out)})
 		p.space()
 		if p.i >= len(p.in) {
 			return nil, p.errf("unterminated object")
@@ -210,16 +223,16 @@ func (p *parser) object(out []byte, depth int) ([]byte, error) {
 		}
 		p.i++
 	}
-	// Go compares strings bytewise: this is the order of UTF-8 bytes.
-	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
-	out = append(out, '{')
-	for i, m := range ms {
-		if i > 0 {
-			out = append(out, ',')
+	if !sorted {
+		written := slices.Clone(out[start:])
+		slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
+		out = append(out[:start], '{')
+		for i, m := range ms {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, written[m.from-start:m.to-start]...)
 		}
-		out = appendString(out, m.key)
-		out = append(out, ':')
-		out = append(out, m.val...)
 	}
 	return append(out, '}'), nil
 }
@@ -280,6 +293,17 @@ func (p *parser) number(out []byte) ([]byte, error) {
 // str parses a JSON string at p.i and returns its value.
 func (p *parser) str() (string, error) {
 	p.i++ // '"'
+	// Most strings are printable ASCII without escapes: their value is
+	// their bytes.
+	for j := p.i; j < len(p.in); j++ {
+		if c := p.in[j]; c == '"' {
+			s := string(p.in[p.i:j])
+			p.i = j + 1
+			return s, nil
+		} else if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+	}
 	var b []byte
 	for {
 		if p.i >= len(p.in) {

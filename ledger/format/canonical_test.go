@@ -144,3 +144,15 @@ func FuzzCanonical(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckPayload checks a payload of the size and shape the gateway
+// writes; Append runs it for every entry.
+func BenchmarkCheckPayload(b *testing.B) {
+	p := []byte(`{"item":"ENT-SETUP","n":12345,"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckPayload(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
