@@ -303,8 +303,9 @@ func (l *Ledger) seal(p *pending) *pending {
 // send starts the commit of a built batch. It first opens the next
 // batch's transaction: Badger's NewTransaction waits until every commit in
 // flight is applied, which would keep the committer from building the next
-// batch while this one syncs. The ledger's transactions only write, so an
-// older read timestamp cannot make them conflict.
+// batch while this one syncs. A batch's transaction must never read: it
+// would see the database before the batch in flight. Writing only, its
+// older read timestamp cannot make it conflict either.
 func (l *Ledger) send(p *pending) {
 	if l.spare == nil {
 		l.spare = l.db.NewTransaction(true)
