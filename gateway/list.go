@@ -33,6 +33,10 @@ type ListQuery struct {
 	Overdue     *bool
 	Limit       int    // DefaultLimit if 0, at most MaxLimit
 	Cursor      string // from the previous page's NextCursor; "" is the first page
+	// Reverse lists the box's order backwards: the outbox and all newest
+	// first, the inbox latest deadline first. Its cursors page backwards.
+	// (The console's boxes; the HTTP API keeps one order.)
+	Reverse bool
 }
 
 // Page is one page of a listing. NextCursor is "" on the last page.
@@ -44,9 +48,10 @@ type Page struct {
 // listPlan is where a query reads: an index prefix and what the rows
 // must match.
 type listPlan struct {
-	prefix []byte
-	from   []byte // first key suffix (nil: the prefix's start)
-	stop   func(suffix []byte) bool
+	prefix  []byte
+	from    []byte // first key suffix, exclusive when it is a cursor (nil: the prefix's start)
+	stop    func(suffix []byte) bool
+	reverse bool // from the end of the prefix down
 }
 
 func (g *Gateway) plan(who Principal, q *ListQuery) (*listPlan, error) {
@@ -81,12 +86,12 @@ func (g *Gateway) plan(who Principal, q *ListQuery) (*listPlan, error) {
 	if st == "" {
 		st = "*"
 	}
-	var pl listPlan
+	pl := listPlan{reverse: q.Reverse}
 	byTime := false // keys start with the submission time
 	switch {
 	case q.Box == "inbox":
 		pl.prefix = inboxPrefix(who.Agency, st)
-		if q.Overdue != nil && *q.Overdue {
+		if q.Overdue != nil && *q.Overdue && !q.Reverse {
 			// By deadline: the overdue come first.
 			now := be8(g.cfg.Now().UnixNano())
 			pl.stop = func(s []byte) bool { return string(s[:8]) >= string(now) }
@@ -98,16 +103,27 @@ func (g *Gateway) plan(who Principal, q *ListQuery) (*listPlan, error) {
 	default:
 		pl.prefix, byTime = allPrefix(st), true
 	}
-	if byTime && !q.From.IsZero() {
-		pl.from = be8(q.From.UnixNano())
+	// Keys of a time index begin with the submission time: the scan
+	// starts at one end of [From, To) and stops at the other.
+	start, end := q.From, q.To
+	if q.Reverse {
+		start, end = q.To, q.From
 	}
-	if byTime && !q.To.IsZero() {
-		to := be8(q.To.UnixNano())
-		pl.stop = func(s []byte) bool { return string(s[:8]) >= string(to) }
+	if byTime && !start.IsZero() {
+		pl.from = be8(start.UnixNano())
+	}
+	if byTime && !end.IsZero() {
+		e := be8(end.UnixNano())
+		if q.Reverse {
+			pl.stop = func(s []byte) bool { return string(s[:8]) < string(e) }
+		} else {
+			pl.stop = func(s []byte) bool { return string(s[:8]) >= string(e) }
+		}
 	}
 	if q.Cursor != "" {
 		c, err := base64.RawURLEncoding.DecodeString(q.Cursor)
-		if err != nil || len(c) != 8 && len(c) != 16 || (pl.from != nil && string(c) < string(pl.from)) {
+		behind := pl.from != nil && (!q.Reverse && string(c) < string(pl.from) || q.Reverse && string(c) > string(pl.from))
+		if err != nil || len(c) != 8 && len(c) != 16 || behind {
 			return nil, fieldError(ErrMalformed, "cursor", "not a cursor of this listing")
 		}
 		pl.from = c
@@ -147,7 +163,7 @@ func (g *Gateway) List(ctx context.Context, who Principal, q ListQuery) (*Page, 
 	var last []byte
 	n := 0
 	full := false
-	err = g.state.scan(pl.prefix, pl.from, func(suffix []byte, r *row) (bool, bool) {
+	err = g.state.scan(pl.prefix, pl.from, pl.reverse, func(suffix []byte, r *row) (bool, bool) {
 		if pl.stop != nil && pl.stop(suffix) {
 			return false, false
 		}

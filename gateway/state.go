@@ -414,14 +414,17 @@ func (s *state) count(scope string) (map[string]int64, error) {
 	return out, err
 }
 
-// scan walks the index entries under prefix, in key order, from just
-// after the key suffix after (nil: from the start), until fn returns
-// false. The views of the rows fn keeps are read in the same snapshot.
-func (s *state) scan(prefix, after []byte, fn func(suffix []byte, r *row) (keep, more bool), views func(*Packet)) error {
+// scan walks the index entries under prefix, in key order (reverse:
+// backwards), from just past the key suffix after (nil: from the start,
+// or the end), until fn returns false. The views of the rows fn keeps are read in the same snapshot.
+func (s *state) scan(prefix, after []byte, reverse bool, fn func(suffix []byte, r *row) (keep, more bool), views func(*Packet)) error {
 	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false, Reverse: reverse})
 		defer it.Close()
 		start := append(append([]byte(nil), prefix...), after...)
+		if reverse && after == nil {
+			start = append(start, bytes.Repeat([]byte{0xff}, 16)...) // past every suffix: deadline or time, then seq
+		}
 		var ids []string
 		for it.Seek(start); it.Valid(); it.Next() {
 			item := it.Item()

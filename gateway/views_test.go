@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -439,5 +440,79 @@ func TestRebuildEqualsLiveViews(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(live), []byte(`a.pdf`)) {
 		t.Fatal("the views lack the manifests' file names")
+	}
+}
+
+// TestListReverse: a reverse listing, paged, is the forward listing
+// backwards, for every box, with a status, a time range and the overdue
+// filter; a forward cursor given to it is refused where it lies outside
+// its range.
+func TestListReverse(t *testing.T) {
+	base := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	now, fix := randomClock(base)
+	g, l := viewsGateway(t, t.TempDir(), now)
+	defer l.Close()
+	defer g.Close()
+	var at []time.Time // submission times
+	for i := range 60 {
+		p := submitSimple(t, g, i)
+		if i%3 == 0 {
+			if _, err := g.Act(context.Background(), viewReviewer, nil, p.ID, "receive", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		at = append(at, p.Submitted)
+	}
+	mid := at[30]
+	fix(base.Add(15 * 24 * time.Hour))
+	yes, no := true, false
+	for _, c := range []struct {
+		name string
+		who  Principal
+		q    ListQuery
+	}{
+		{"inbox", viewReviewer, ListQuery{Box: "inbox"}},
+		{"inbox-received", viewReviewer, ListQuery{Box: "inbox", Status: StatusReceived}},
+		{"inbox-overdue", viewReviewer, ListQuery{Box: "inbox", Overdue: &yes}},
+		{"inbox-not-overdue", viewReviewer, ListQuery{Box: "inbox", Overdue: &no}},
+		{"outbox", viewOrigin, ListQuery{Box: "outbox"}},
+		{"outbox-submitted", viewOrigin, ListQuery{Box: "outbox", Status: StatusSubmitted}},
+		{"all", viewAuditor, ListQuery{Box: "all"}},
+		{"all-from", viewAuditor, ListQuery{Box: "all", From: mid}},
+		{"all-to", viewAuditor, ListQuery{Box: "all", To: mid}},
+		{"all-range", viewAuditor, ListQuery{Box: "all", From: at[10], To: at[50]}},
+		{"item", viewAuditor, ListQuery{Box: "all", Item: "RES-HPF-PROOF"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fw := c.q
+			fw.Limit = MaxLimit
+			forward := pageAll(t, g, c.who, fw, nil)
+			rq := c.q
+			rq.Reverse, rq.Limit = true, 7
+			backward := pageAll(t, g, c.who, rq, nil)
+			if len(forward) == 0 && c.name != "inbox-overdue" {
+				t.Fatal("the forward listing is empty: the case tests nothing")
+			}
+			ids := func(ps []*Packet) []string {
+				var out []string
+				for _, p := range ps {
+					out = append(out, p.ID)
+				}
+				return out
+			}
+			want := ids(forward)
+			slices.Reverse(want)
+			if got := ids(backward); !slices.Equal(got, want) {
+				t.Fatalf("reverse listing\n%v\nwant the forward one backwards\n%v", got, want)
+			}
+		})
+	}
+	// A forward cursor past the end of a reverse range is not a cursor of it.
+	first, err := g.List(context.Background(), viewAuditor, ListQuery{Box: "all", From: mid, Limit: 2})
+	if err != nil || first.NextCursor == "" {
+		t.Fatalf("forward page: %v, cursor %q", err, first.NextCursor)
+	}
+	if _, err := g.List(context.Background(), viewAuditor, ListQuery{Box: "all", To: mid, Reverse: true, Cursor: first.NextCursor}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a cursor beyond the reverse range: %v, want ErrMalformed", err)
 	}
 }
