@@ -54,6 +54,9 @@ type Config struct {
 	// PageSize is how many packets a page of the auditor's search shows
 	// (default 50) and the CSV export reads at a time (default 500).
 	PageSize int
+	// BoxSize is how many packets the inbox and the outbox show (default
+	// and at most gateway.MaxLimit).
+	BoxSize int
 	// Uploads are the API's limits on uploads in progress and on part
 	// headers, which console uploads share; zero: no such limits.
 	Uploads UploadLimits
@@ -96,6 +99,12 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.PageSize < 0 || cfg.PageSize > gateway.MaxLimit {
 		return nil, fmt.Errorf("console: PageSize must be between 1 and %d", gateway.MaxLimit)
+	}
+	if cfg.BoxSize == 0 {
+		cfg.BoxSize = gateway.MaxLimit
+	}
+	if cfg.BoxSize < 0 || cfg.BoxSize > gateway.MaxLimit {
+		return nil, fmt.Errorf("console: BoxSize must be between 1 and %d", gateway.MaxLimit)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -19,6 +19,7 @@ var messages = map[string][2]string{
 	"signed_out":                  {"已退出登录。", "You have signed out."},
 	"inbox":                       {"待办件", "Inbox"},
 	"outbox":                      {"已发件", "Outbox"},
+	"box_more":                    {"件数较多，未全部列出：待办件按期限优先显示，已发件按时间由新到旧显示。可按状态筛选。", "Not every packet is listed: open packets come first by deadline, sent ones newest first. Filter by status to see others."},
 	"new":                         {"新建申请", "New application"},
 	"search":                      {"查询", "Search"},
 	"ledger":                      {"账本", "Ledger"},

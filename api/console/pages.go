@@ -2,6 +2,7 @@ package console
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,41 +105,96 @@ type listData struct {
 	Status   string
 	Statuses []string
 	Packets  []*gateway.Packet
+	More     bool // the box holds more than it shows
 }
 
 var statuses = []string{gateway.StatusSubmitted, gateway.StatusReceived, gateway.StatusCorrectionRequested,
 	gateway.StatusApproved, gateway.StatusRejected, gateway.StatusLicenseIssued, gateway.StatusDelivered}
 
-// box lists the inbox (open packets first, by deadline) or the outbox
-// (newest first).
+// box lists the inbox or the outbox, at most BoxSize packets: the outbox
+// newest first; the inbox open packets first, by deadline, soonest first,
+// then closed ones in what room is left, those with the latest deadlines,
+// also shown by deadline. More says that some were left out.
 func (c *Console) box(box string) func(*req) {
 	return func(q *req) {
 		status := q.r.URL.Query().Get("status")
-		page, err := c.g.List(q.r.Context(), q.s.who, gateway.ListQuery{Box: box, Status: status, Limit: gateway.MaxLimit})
+		var ps []*gateway.Packet
+		var more bool
+		var err error
+		if box == "outbox" {
+			ps, more, err = c.list(q, gateway.ListQuery{Box: box, Status: status, Reverse: true})
+		} else {
+			ps, more, err = c.inbox(q, status)
+		}
 		if err != nil {
 			q.fail(c, err)
 			return
 		}
-		ps := page.Packets
-		if box == "inbox" {
-			slices.SortStableFunc(ps, func(a, b *gateway.Packet) int {
-				if ao, bo := isOpen(a), isOpen(b); ao != bo {
-					if ao {
-						return -1
-					}
-					return 1
-				}
-				return a.Deadline.Compare(b.Deadline)
-			})
-		} else {
-			slices.SortStableFunc(ps, func(a, b *gateway.Packet) int { return b.Submitted.Compare(a.Submitted) })
-		}
-		q.render(c, http.StatusOK, "list", tr(q.lang, box), listData{Box: box, Status: status, Statuses: statuses, Packets: ps})
+		q.render(c, http.StatusOK, "list", tr(q.lang, box), listData{Box: box, Status: status, Statuses: statuses, Packets: ps, More: more})
 	}
 }
 
-func isOpen(p *gateway.Packet) bool {
-	switch p.Status {
+// inbox reads the inbox a status at a time, each from the gateway's
+// index by deadline: the open statuses from the soonest deadline, the
+// closed ones from the latest. One listing of every status would fill
+// the page with the oldest closed packets once there are more than fit.
+func (c *Console) inbox(q *req, status string) ([]*gateway.Packet, bool, error) {
+	if status != "" && !slices.Contains(statuses, status) {
+		// The gateway names the field.
+		_, _, err := c.list(q, gateway.ListQuery{Box: "inbox", Status: status})
+		return nil, false, err
+	}
+	var open, closed []*gateway.Packet
+	more := false
+	for _, st := range statuses {
+		if status != "" && st != status {
+			continue
+		}
+		ps, m, err := c.list(q, gateway.ListQuery{Box: "inbox", Status: st, Reverse: !isOpen(st)})
+		if err != nil {
+			return nil, false, err
+		}
+		more = more || m
+		if isOpen(st) {
+			open = append(open, ps...)
+		} else {
+			closed = append(closed, ps...)
+		}
+	}
+	n := c.cfg.BoxSize
+	slices.SortStableFunc(open, byDeadline)
+	if len(open) > n {
+		open, more = open[:n], true
+	}
+	slices.SortStableFunc(closed, func(a, b *gateway.Packet) int { return byDeadline(b, a) })
+	if room := n - len(open); len(closed) > room {
+		closed, more = closed[:room], true
+	}
+	slices.SortStableFunc(closed, byDeadline)
+	return append(open, closed...), more, nil
+}
+
+// list reads one listing of at most BoxSize packets and says whether
+// there were more.
+func (c *Console) list(q *req, lq gateway.ListQuery) ([]*gateway.Packet, bool, error) {
+	lq.Limit = c.cfg.BoxSize
+	page, err := c.g.List(q.r.Context(), q.s.who, lq)
+	if err != nil {
+		return nil, false, err
+	}
+	return page.Packets, page.NextCursor != "", nil
+}
+
+func byDeadline(a, b *gateway.Packet) int {
+	if c := a.Deadline.Compare(b.Deadline); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.SubmittedSeq, b.SubmittedSeq)
+}
+
+// isOpen reports whether packets in status s still wait on the reviewer.
+func isOpen(s string) bool {
+	switch s {
 	case gateway.StatusSubmitted, gateway.StatusReceived, gateway.StatusCorrectionRequested, gateway.StatusApproved:
 		return true
 	}
