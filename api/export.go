@@ -32,30 +32,14 @@ func (s *server) listCSV(c *gin.Context, q gateway.ListQuery) {
 	h.Set("Content-Type", packetcsv.ContentType)
 	h.Set("Content-Disposition", contentDisposition("packets.csv"))
 	c.Status(http.StatusOK)
-	w := packetcsv.NewWriter(c.Writer)
-	for {
-		for _, p := range page.Packets {
-			var a *gateway.Applicant
-			if who.Agency == p.Origin || who.Agency == p.Destination {
-				if a, err = s.g.Applicant(ctx, who, p); err != nil {
-					s.abortExport(c, err)
-				}
-			}
-			if err := w.Write(p, a); err != nil {
-				s.abortExport(c, err)
-			}
+	applicant := func(p *gateway.Packet) (*gateway.Applicant, error) {
+		if who.Agency != p.Origin && who.Agency != p.Destination {
+			return nil, nil
 		}
-		if err := w.Flush(); err != nil {
-			s.abortExport(c, err)
-		}
-		c.Writer.Flush()
-		if page.NextCursor == "" {
-			return
-		}
-		q.Cursor = page.NextCursor
-		if page, err = s.g.List(ctx, who, q); err != nil {
-			s.abortExport(c, err)
-		}
+		return s.g.Applicant(ctx, who, p)
+	}
+	if err := packetcsv.Export(ctx, s.g.List, who, q, page, c.Writer, c.Writer.Flush, applicant); err != nil {
+		s.abortExport(c, err)
 	}
 }
 

@@ -131,20 +131,15 @@ func (c *Console) searchCSV(q *req) {
 	h.Set("Content-Disposition", `attachment; filename="packets.csv"`)
 	// The rows of the API's export (GET /v1/packets?format=csv); the
 	// search is the auditors', who are not shown applicants' names.
-	w := packetcsv.NewWriter(q.w)
-	for {
-		for _, p := range page.Packets {
-			w.Write(p, nil)
+	flush := func() {
+		if f, ok := q.w.(http.Flusher); ok {
+			f.Flush()
 		}
-		if w.Flush() != nil || page.NextCursor == "" {
-			return // done, or the client has gone
-		}
-		lq.Cursor = page.NextCursor
-		if page, err = c.g.List(ctx, q.s.who, lq); err != nil {
-			// Cut the answer short rather than end a CSV that looks whole.
-			c.log.Error("console: CSV export failed", "err", err)
-			panic(http.ErrAbortHandler)
-		}
+	}
+	if err := packetcsv.Export(ctx, c.g.List, q.s.who, lq, page, q.w, flush, nil); err != nil {
+		// Cut the answer short rather than end a CSV that looks whole.
+		c.log.Error("console: CSV export failed", "err", err)
+		panic(http.ErrAbortHandler)
 	}
 }
 

@@ -10,6 +10,7 @@
 package packetcsv
 
 import (
+	"context"
 	"encoding/csv"
 	"io"
 	"strconv"
@@ -83,6 +84,46 @@ func (w *Writer) Flush() error {
 	w.csv.Flush()
 	w.err = w.csv.Error()
 	return w.err
+}
+
+// Lister reads one page of a listing: gateway.Gateway.List.
+type Lister func(ctx context.Context, who gateway.Principal, q gateway.ListQuery) (*gateway.Page, error)
+
+// Export writes every packet of the listing q to w, first (the page the
+// caller has read, so that a refusal could still be an error answer) and
+// then a page at a time, calling flush after each page: memory holds one
+// page however many packets match. applicant, if not nil, fills a row's
+// applicant. An error means the CSV is incomplete: the caller must cut
+// the answer short, not end it as if it were whole.
+func Export(ctx context.Context, list Lister, who gateway.Principal, q gateway.ListQuery, first *gateway.Page,
+	w io.Writer, flush func(), applicant func(*gateway.Packet) (*gateway.Applicant, error)) error {
+	cw := NewWriter(w)
+	for page := first; ; {
+		for _, p := range page.Packets {
+			var a *gateway.Applicant
+			if applicant != nil {
+				var err error
+				if a, err = applicant(p); err != nil {
+					return err
+				}
+			}
+			if err := cw.Write(p, a); err != nil {
+				return err
+			}
+		}
+		if err := cw.Flush(); err != nil {
+			return err
+		}
+		flush()
+		if page.NextCursor == "" {
+			return nil
+		}
+		q.Cursor = page.NextCursor
+		var err error
+		if page, err = list(ctx, who, q); err != nil {
+			return err
+		}
+	}
 }
 
 // Time formats t as RFC 3339 in Asia/Shanghai, whole seconds; "" for the
