@@ -136,48 +136,74 @@ func (c *Console) box(box string) func(*req) {
 
 // inbox reads the inbox a status at a time, each from the gateway's
 // index by deadline: the open statuses from the soonest deadline, the
-// closed ones from the latest. One listing of every status would fill
-// the page with the oldest closed packets once there are more than fit.
+// closed ones from the latest, only as many as there is room for. One
+// listing of every status would fill the page with the oldest closed
+// packets once there are more than fit. The listings are separate reads:
+// a packet that changes status between them is shown once, as the later
+// one saw it. The box's counts say whether it holds more than it shows.
 func (c *Console) inbox(q *req, status string) ([]*gateway.Packet, bool, error) {
 	if status != "" && !slices.Contains(statuses, status) {
 		// The gateway names the field.
 		_, _, err := c.list(q, gateway.ListQuery{Box: "inbox", Status: status})
 		return nil, false, err
 	}
-	var open, closed []*gateway.Packet
-	more := false
-	for _, st := range statuses {
-		if status != "" && st != status {
-			continue
-		}
-		ps, m, err := c.list(q, gateway.ListQuery{Box: "inbox", Status: st, Reverse: !isOpen(st)})
-		if err != nil {
-			return nil, false, err
-		}
-		more = more || m
-		if isOpen(st) {
-			open = append(open, ps...)
-		} else {
-			closed = append(closed, ps...)
-		}
-	}
 	n := c.cfg.BoxSize
+	var read []*gateway.Packet
+	for _, open := range []bool{true, false} {
+		room := n
+		if !open {
+			room = n - min(n, len(read))
+		}
+		for _, st := range statuses {
+			if status != "" && st != status || isOpen(st) != open || room == 0 {
+				continue
+			}
+			ps, _, err := c.list(q, gateway.ListQuery{Box: "inbox", Status: st, Reverse: !open, Limit: room})
+			if err != nil {
+				return nil, false, err
+			}
+			read = append(read, ps...)
+		}
+	}
+	last := map[string]int{}
+	for i, p := range read {
+		last[p.ID] = i
+	}
+	var open, closed []*gateway.Packet
+	for i, p := range read {
+		switch {
+		case last[p.ID] != i:
+		case isOpen(p.Status):
+			open = append(open, p)
+		default:
+			closed = append(closed, p)
+		}
+	}
 	slices.SortStableFunc(open, byDeadline)
-	if len(open) > n {
-		open, more = open[:n], true
-	}
+	open = open[:min(n, len(open))]
 	slices.SortStableFunc(closed, func(a, b *gateway.Packet) int { return byDeadline(b, a) })
-	if room := n - len(open); len(closed) > room {
-		closed, more = closed[:room], true
-	}
+	closed = closed[:min(n-len(open), len(closed))]
 	slices.SortStableFunc(closed, byDeadline)
-	return append(open, closed...), more, nil
+	counts, err := c.g.Counts(q.r.Context(), q.s.who, "inbox")
+	if err != nil {
+		return nil, false, err
+	}
+	var total int64
+	for st, k := range counts {
+		if status == "" || st == status {
+			total += k
+		}
+	}
+	shown := append(open, closed...)
+	return shown, total > int64(len(shown)), nil
 }
 
-// list reads one listing of at most BoxSize packets and says whether
-// there were more.
+// list reads one listing of at most BoxSize packets (or lq.Limit, if
+// set) and says whether there were more.
 func (c *Console) list(q *req, lq gateway.ListQuery) ([]*gateway.Packet, bool, error) {
-	lq.Limit = c.cfg.BoxSize
+	if lq.Limit == 0 {
+		lq.Limit = c.cfg.BoxSize
+	}
 	page, err := c.g.List(q.r.Context(), q.s.who, lq)
 	if err != nil {
 		return nil, false, err
