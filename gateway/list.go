@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -110,10 +111,10 @@ func (g *Gateway) plan(who Principal, q *ListQuery) (*listPlan, error) {
 		start, end = q.To, q.From
 	}
 	if byTime && !start.IsZero() {
-		pl.from = be8(start.UnixNano())
+		pl.from = be8(indexTime(start))
 	}
 	if byTime && !end.IsZero() {
-		e := be8(end.UnixNano())
+		e := be8(indexTime(end))
 		if q.Reverse {
 			pl.stop = func(s []byte) bool { return string(s[:8]) < string(e) }
 		} else {
@@ -131,6 +132,20 @@ func (g *Gateway) plan(who Principal, q *ListQuery) (*listPlan, error) {
 	return &pl, nil
 }
 
+// indexTime is t as the index keeps times, in Unix nanoseconds, clamped
+// to what the gateway's clock can have written (1970 to 2262): a bound
+// before 1970 would otherwise sort after every key (its sign bit set) and
+// one after 2262 overflow.
+func indexTime(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
 // matches applies the filters the index did not.
 func (q *ListQuery) matches(r *row, now time.Time) bool {
 	switch {
@@ -138,8 +153,8 @@ func (q *ListQuery) matches(r *row, now time.Time) bool {
 		q.Item != "" && r.Item != q.Item,
 		q.Origin != "" && r.Origin != q.Origin,
 		q.Destination != "" && r.Destination != q.Destination,
-		!q.From.IsZero() && r.Submitted < q.From.UnixNano(),
-		!q.To.IsZero() && r.Submitted >= q.To.UnixNano(),
+		!q.From.IsZero() && r.Submitted < indexTime(q.From),
+		!q.To.IsZero() && r.Submitted >= indexTime(q.To),
 		q.Overdue != nil && r.overdue(now) != *q.Overdue:
 		return false
 	}

@@ -507,6 +507,29 @@ func TestListReverse(t *testing.T) {
 			}
 		})
 	}
+	// Bounds outside the clock's range (before 1970, after 2262) bound
+	// nothing, or everything, in either direction; before 1970 they used
+	// to sort after every key and list nothing.
+	all := len(pageAll(t, g, viewAuditor, ListQuery{Box: "all", Limit: MaxLimit}, nil))
+	early, late := time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		q    ListQuery
+		want int
+	}{
+		{ListQuery{From: early}, all},
+		{ListQuery{To: late}, all},
+		{ListQuery{From: early, To: late}, all},
+		{ListQuery{To: early}, 0},
+		{ListQuery{From: late}, 0},
+	} {
+		for _, rev := range []bool{false, true} {
+			q := c.q
+			q.Box, q.Limit, q.Reverse = "all", 7, rev
+			if got := len(pageAll(t, g, viewAuditor, q, nil)); got != c.want {
+				t.Errorf("from %v to %v (reverse %v): %d packets, want %d", q.From, q.To, rev, got, c.want)
+			}
+		}
+	}
 	// A forward cursor past the end of a reverse range is not a cursor of it.
 	first, err := g.List(context.Background(), viewAuditor, ListQuery{Box: "all", From: mid, Limit: 2})
 	if err != nil || first.NextCursor == "" {
