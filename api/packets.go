@@ -1,18 +1,17 @@
 package api
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"tongban/api/internal/upload"
 	"tongban/gateway"
 	"tongban/gateway/strictjson"
 	"tongban/gateway/workday"
@@ -22,30 +21,20 @@ func (s *server) catalog(c *gin.Context) {
 	c.JSON(http.StatusOK, s.g.Catalog())
 }
 
-// multipartReadBuffer is the buffer an upload's body is read through.
-const multipartReadBuffer = 64 << 10
-
-// multipartBody checks the content type and returns the body's parts for
-// the gateway, streaming, the body capped at MaxUploadBytes, and the guard
-// of its part headers (whose error, once it fails, is the cause of the
-// parts' errors).
+// multipartBody returns the body's parts for the gateway, streaming, the
+// body capped at MaxUploadBytes, and the guard of its part headers (whose
+// error, once it fails, is the cause of the parts' errors).
 func (s *server) multipartBody(c *gin.Context) (gateway.Parts, *partHeaderGuard, bool) {
-	mt, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" || len(params["boundary"]) > 70 {
-		failCode(c, http.StatusUnsupportedMediaType, "unsupported_type", "the body must be multipart/form-data with a boundary of at most 70 characters", nil)
+	var guard *partHeaderGuard
+	mr, refused := upload.Open(c.Writer, c.Request, s.cfg.MaxUploadBytes, func(body io.Reader, boundary string) io.Reader {
+		guard = newPartHeaderGuard(body, boundary, s.cfg.MaxPartHeaderBytes, s.cfg.MaxPartHeadersTotal)
+		return guard
+	})
+	if refused != nil {
+		failCode(c, refused.Status, refused.Code, refused.Message, nil)
 		return nil, nil, false
 	}
-	if c.Request.ContentLength > s.cfg.MaxUploadBytes {
-		failCode(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxUploadBytes), nil)
-		return nil, nil, false
-	}
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes)
-	guard := newPartHeaderGuard(body, params["boundary"], s.cfg.MaxPartHeaderBytes, s.cfg.MaxPartHeadersTotal)
-	// mime/multipart reads through a 4 KiB buffer of its own: without a
-	// larger one beneath it, a large file costs a read syscall (and a
-	// deadline reset) per 4 KiB.
-	buffered := bufio.NewReaderSize(guard, multipartReadBuffer)
-	return gateway.MultipartParts(multipart.NewReader(buffered, params["boundary"])), guard, true
+	return gateway.MultipartParts(mr), guard, true
 }
 
 func (s *server) submit(c *gin.Context) {

@@ -1,14 +1,11 @@
 package console
 
 import (
-	"bufio"
 	"cmp"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math"
-	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -17,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"tongban/api/internal/upload"
 	"tongban/gateway"
 )
 
@@ -261,26 +259,20 @@ func (c *Console) upload(q *req, fn func(*multipart.Reader) (*gateway.Packet, er
 		}
 		defer release()
 	}
-	mt, params, err := mime.ParseMediaType(q.r.Header.Get("Content-Type"))
-	boundary := params["boundary"]
-	if err != nil || mt != "multipart/form-data" || boundary == "" || len(boundary) > 70 {
-		q.answer(c, nil, "", problem{Status: http.StatusUnsupportedMediaType, Code: "unsupported_type",
-			Message: "the body must be multipart/form-data with a boundary of at most 70 characters"})
-		return
-	}
-	if q.r.ContentLength > c.cfg.MaxUploadBytes {
-		q.answer(c, nil, "", problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("the body is larger than %d bytes", c.cfg.MaxUploadBytes)})
-		return
-	}
-	var body io.Reader = http.MaxBytesReader(q.w, q.r.Body, c.cfg.MaxUploadBytes)
 	failed := func() error { return nil }
+	var guard func(io.Reader, string) io.Reader
 	if lim.Guard != nil {
-		body, failed = lim.Guard(body, boundary)
+		guard = func(body io.Reader, boundary string) io.Reader {
+			var guarded io.Reader
+			guarded, failed = lim.Guard(body, boundary)
+			return guarded
+		}
 	}
-	// mime/multipart reads through 4 KiB of its own: a larger buffer
-	// beneath it saves a read syscall per 4 KiB of a large file.
-	mr := multipart.NewReader(bufio.NewReaderSize(body, 64<<10), boundary)
+	mr, refused := upload.Open(q.w, q.r, c.cfg.MaxUploadBytes, guard)
+	if refused != nil {
+		q.answer(c, nil, "", problem{Status: refused.Status, Code: refused.Code, Message: refused.Message})
+		return
+	}
 	part, err := mr.NextPart()
 	if err != nil && failed() != nil {
 		q.answer(c, nil, "", c.problemOf(failed()))
