@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 )
@@ -36,18 +37,6 @@ func want(t *testing.T, path, content string) {
 	}
 }
 
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestWriteFileReplaces(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "state.json")
@@ -63,7 +52,7 @@ func TestWriteFileReplaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, p, "new content")
-	if got := names(t, dir); !equal(got, []string{"state.json"}) {
+	if got := names(t, dir); !slices.Equal(got, []string{"state.json"}) {
 		t.Fatalf("dir holds %v", got)
 	}
 }
@@ -97,7 +86,7 @@ func TestReplaceOldOrNew(t *testing.T) {
 	if err := f.Commit(); err == nil {
 		t.Fatal("a second Commit succeeded")
 	}
-	if got := names(t, dir); !equal(got, []string{"cp"}) {
+	if got := names(t, dir); !slices.Equal(got, []string{"cp"}) {
 		t.Fatalf("dir holds %v", got)
 	}
 }
@@ -118,7 +107,7 @@ func TestWriteNewRefusesExisting(t *testing.T) {
 		t.Fatalf("error %v does not name %s", err, p)
 	}
 	want(t, p, "first\n")
-	if got := names(t, dir); !equal(got, []string{"signer.key"}) {
+	if got := names(t, dir); !slices.Equal(got, []string{"signer.key"}) {
 		t.Fatalf("dir holds %v", got)
 	}
 	// Not even a directory is replaced.
@@ -156,7 +145,7 @@ func TestFailedCommitLeavesNoTemp(t *testing.T) {
 	if err := WriteFile(p, []byte("data"), 0o600); err == nil {
 		t.Fatal("WriteFile replaced a directory")
 	}
-	if got := names(t, dir); !equal(got, []string{"out"}) {
+	if got := names(t, dir); !slices.Equal(got, []string{"out"}) {
 		t.Fatalf("dir holds %v", got)
 	}
 }
@@ -237,7 +226,7 @@ func TestConcurrentWritersOwnTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, p, "bbbb")
-	if got := names(t, dir); !equal(got, []string{"f"}) {
+	if got := names(t, dir); !slices.Equal(got, []string{"f"}) {
 		t.Fatalf("dir holds %v", got)
 	}
 }
